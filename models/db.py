@@ -1,0 +1,100 @@
+"""The database: the embedded SQLite file by default, PostgreSQL through `DATABASE_URL`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_SQLITE_PATH = PROJECT_DIR / "var" / "authz.sqlite3"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+MIGRATION_LOCK_ID = 7_311_004_201  # any constant: serialises concurrent migrations on PostgreSQL
+
+
+def database_url() -> str:
+    """`DATABASE_URL`, or the embedded SQLite file under `var/`."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    DEFAULT_SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{DEFAULT_SQLITE_PATH}"
+
+
+class Database:
+    """Engines and transactions.
+
+    `write()` opens the one transaction a change is made in. On SQLite it
+    starts with BEGIN IMMEDIATE, so writers queue for the file's write lock
+    instead of failing halfway; on PostgreSQL the write path takes row locks
+    (see `store.py`). `read()` gives a connection for fact lookups.
+    """
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or database_url()
+        self.is_sqlite = self.url.startswith("sqlite")
+        if self.is_sqlite:
+            self.sqlite_path = self.url.split("///", 1)[1] if "///" in self.url else ""
+            if not self.sqlite_path or self.sqlite_path == ":memory:":
+                raise ValueError("the SQLite database must be a file (several connections share it)")
+            self.engine = _sqlite_engine(self.url, begin="BEGIN")
+            self.write_engine = _sqlite_engine(self.url, begin="BEGIN IMMEDIATE")
+        else:
+            self.sqlite_path = ""
+            self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+            self.write_engine = self.engine
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A session in one write transaction: committed on success, rolled back on any error."""
+        with Session(self.write_engine, expire_on_commit=False) as session:
+            with session.begin():
+                yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session in a read transaction, for answers that read several facts at once."""
+        with Session(self.engine) as session:
+            with session.begin():
+                yield session
+
+    def migrate(self) -> None:
+        """Create the schema or bring it to the latest migration."""
+        with self.write_engine.begin() as connection:
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS_DIR))
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def dispose(self) -> None:
+        """Close every pooled connection (after a fork, or at shutdown)."""
+        self.engine.dispose()
+        if self.write_engine is not self.engine:
+            self.write_engine.dispose()
+
+
+def _sqlite_engine(url: str, begin: str) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection, _record) -> None:
+        # Let SQLAlchemy's "begin" event, below, emit BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection) -> None:
+        connection.exec_driver_sql(begin)
+
+    return engine

@@ -1,0 +1,106 @@
+"""The stored facts: accounts, memberships, support agents, API keys and the change log."""
+
+from __future__ import annotations
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from policies.world import ROLES
+
+ID_LENGTH = 200
+ROLE_CHECK = "role IN (" + ", ".join(f"'{role}'" for role in ROLES) + ")"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Account(Base):
+    """A client company's workspace, with its billing settings."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(String(ID_LENGTH))
+    restrict_subscription_to_payment_manager: Mapped[bool] = mapped_column(default=False)
+    auto_add_subscription_invoices_to_purchases: Mapped[bool] = mapped_column(default=True)
+
+
+class Membership(Base):
+    """One role per user and account."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (
+        CheckConstraint(ROLE_CHECK, name="known_role"),
+        # Invariant 4, held by the schema as well as by the write path.
+        Index(
+            "one_payment_manager_per_account",
+            "account_id",
+            unique=True,
+            sqlite_where=text("role = 'payment_manager'"),
+            postgresql_where=text("role = 'payment_manager'"),
+        ),
+        # The accounts of one user, in id order: what /v1/list reads.
+        Index("memberships_by_user", "user_id", "account_id"),
+    )
+
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32))
+
+
+class SupportAgent(Base):
+    """A user holding the global `support` role (customer service)."""
+
+    __tablename__ = "support_agents"
+
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+
+
+class ApiKey(Base):
+    """A calling service's key. Only the sha256 of its secret is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(ID_LENGTH))
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[str] = mapped_column(String(40))
+    revoked_at: Mapped[str | None] = mapped_column(String(40), default=None)
+
+
+class Change(Base):
+    """One entry of the append-only change log; `revision` counts every change, without gaps.
+
+    Each entry's `hash` covers its content and the previous entry's hash, so
+    editing, deleting or reordering entries is detectable (`changelog.verify`).
+    """
+
+    __tablename__ = "changes"
+    __table_args__ = (Index("changes_by_account", "account_id", "revision"),)
+
+    revision: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(40))
+    account_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    user_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    acting_user: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    api_key: Mapped[str | None] = mapped_column(String(64))
+    before: Mapped[str] = mapped_column(Text)
+    after: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class RevisionCounter(Base):
+    """A single row holding the latest revision.
+
+    Every write locks it and increments it just before committing, so
+    revisions are handed out in commit order, once each, with no gaps.
+    """
+
+    __tablename__ = "revision_counter"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    revision: Mapped[int] = mapped_column(Integer)

@@ -1,0 +1,105 @@
+"""Loading `policy.polar` into oso and compiling it into a decision table.
+
+At load time the policy is evaluated by oso once for every situation (see
+`situations.py`): the answer is the set of actions it grants there. A decision
+then costs a dictionary lookup, and it is still the policy's own answer: the
+table holds nothing oso did not say. A situation missing from the table grants
+nothing (deny by default).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from oso import Oso
+from polar.exceptions import OsoError as PolarError
+
+from policies.situations import Names, Situation, all_situations, build_world
+from policies.world import POLAR_CLASSES, RESOURCE_TYPES
+
+DEFAULT_POLICY_PATH = Path(__file__).resolve().parent.parent / "policy.polar"
+
+
+class PolicyError(Exception):
+    """The policy could not be loaded or compiled."""
+
+
+def policy_path() -> Path:
+    """The policy file the service uses: `AUTHZ_POLICY`, or `policy.polar` at the top of the project."""
+    return Path(os.environ.get("AUTHZ_POLICY") or DEFAULT_POLICY_PATH)
+
+
+def new_oso(text: str, source_name: str = "policy.polar") -> Oso:
+    """An oso instance with the world's classes registered and the policy text loaded."""
+    oso = Oso()
+    for cls in POLAR_CLASSES:
+        oso.register_class(cls)
+    try:
+        # load_str keeps the text we hash identical to the text we evaluate.
+        oso.load_str(text)
+    except PolarError as error:
+        raise PolicyError(f"{source_name}: {error}") from error
+    return oso
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    situation: Situation
+
+
+class Policy:
+    """One loaded version of the policy: its text, its sha256 and its decision table."""
+
+    def __init__(self, text: str, source_name: str = "policy.polar") -> None:
+        self.text = text
+        self.source_name = source_name
+        self.sha256 = hashlib.sha256(text.encode()).hexdigest()
+        self.oso = new_oso(text, source_name)
+        self.table: dict[Situation, frozenset[str]] = {}
+        try:
+            for resource_type in RESOURCE_TYPES:
+                for situation in all_situations(resource_type):
+                    actor, resource = build_world(situation)
+                    self.table[situation] = frozenset(self.oso.authorized_actions(actor, resource))
+        except PolarError as error:
+            raise PolicyError(f"{source_name}: evaluating the policy failed: {error}") from error
+
+    @classmethod
+    def from_file(cls, path: Path | str | None = None) -> Policy:
+        path = Path(path) if path is not None else policy_path()
+        try:
+            text = path.read_text()
+        except OSError as error:
+            raise PolicyError(f"cannot read the policy {path}: {error}") from error
+        return cls(text, source_name=path.name)
+
+    @cached_property
+    def actions(self) -> dict[str, tuple[str, ...]]:
+        """For each resource type, every action the policy grants in some situation, sorted."""
+        found: dict[str, set[str]] = {name: set() for name in RESOURCE_TYPES}
+        for situation, granted in self.table.items():
+            found[situation.resource_type] |= granted
+        return {name: tuple(sorted(actions)) for name, actions in found.items()}
+
+    def allowed_actions(self, situation: Situation) -> frozenset[str]:
+        """The actions granted in this situation (none for a situation the table lacks)."""
+        return self.table.get(situation, frozenset())
+
+    def is_allowed(self, situation: Situation, action: str) -> bool:
+        return action in self.table.get(situation, frozenset())
+
+    def has_role(self, situation: Situation, names: Names, role: str, who: str = "actor") -> bool:
+        """Ask oso whether a user of the situation's world holds `role` (a derived one too) on its account."""
+        actor, resource = build_world(situation, names)
+        user = actor if who == "actor" else _other_user(resource)
+        account = resource if situation.resource_type == "Account" else resource.account
+        return self.oso.query_rule_once("has_role", user, role, account)
+
+
+def _other_user(resource: object):
+    return getattr(resource, "owner", None) or resource.user
