@@ -18,6 +18,7 @@ from pathlib import Path
 from oso import Oso
 from polar.exceptions import OsoError as PolarError
 
+from policies.reader import Rule, read_rules
 from policies.situations import Names, Situation, all_situations, build_world
 from policies.world import POLAR_CLASSES, RESOURCE_TYPES
 
@@ -86,6 +87,11 @@ class Policy:
             found[situation.resource_type] |= granted
         return {name: tuple(sorted(actions)) for name, actions in found.items()}
 
+    @cached_property
+    def rules(self) -> list[Rule]:
+        """The policy's permission-granting rules, as an auditor reads them (for explanations)."""
+        return read_rules(self.text)
+
     def allowed_actions(self, situation: Situation) -> frozenset[str]:
         """The actions granted in this situation (none for a situation the table lacks)."""
         return self.table.get(situation, frozenset())
@@ -103,3 +109,32 @@ class Policy:
 
 def _other_user(resource: object):
     return getattr(resource, "owner", None) or resource.user
+
+
+_loaded: dict[tuple[str, str], Policy] = {}
+
+
+def load_policy(path: Path | str | None = None) -> Policy:
+    """The policy at `path` (default: `policy_path()`), compiled once per process for each distinct text."""
+    path = Path(path) if path is not None else policy_path()
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise PolicyError(f"cannot read the policy {path}: {error}") from error
+    key = (str(path), hashlib.sha256(text.encode()).hexdigest())
+    if key not in _loaded:
+        _loaded[key] = Policy(text, source_name=path.name)
+    return _loaded[key]
+
+
+class PolicyInForce:
+    """The policy a process decides with; calling it answers the current one (it may be replaced on reload)."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.current = policy
+
+    def __call__(self) -> Policy:
+        return self.current
+
+    def replace(self, policy: Policy) -> None:
+        self.current = policy

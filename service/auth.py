@@ -1,0 +1,114 @@
+"""API keys of calling services: `Authorization: Bearer <key>`, scopes `check` and `write`.
+
+A key is `authz_<id>_<secret>`; only the sha256 of the secret is stored (the
+secret is 256 random bits, so a fast hash is enough) and it is compared in
+constant time. `AUTHZ_PRESHARED_KEY`, when set, is accepted with every scope.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from models import changelog
+from models.changelog import Who
+from models.db import Database
+from models.errors import NotFound
+from models.facts import FactCache
+from models.tables import ApiKey
+from service.errors import ApiError
+
+SCOPES = ("check", "write")
+PRESHARED_KEY_ID = "preshared"
+KEY_PREFIX = "authz_"
+
+
+@dataclass(frozen=True)
+class Caller:
+    key_id: str
+    scopes: frozenset[str]
+
+
+def secret_sha256(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class KeyRing:
+    """Checks presented keys against the preshared key and the stored hashes."""
+
+    def __init__(self, cache: FactCache, preshared_key: str | None) -> None:
+        self.cache = cache
+        self.preshared_key = preshared_key or None
+
+    def authenticate(self, header: str | None) -> Caller:
+        if not header or not header.startswith("Bearer "):
+            raise ApiError(401, "unauthenticated", "send the calling service's key as `Authorization: Bearer <key>`")
+        presented = header[len("Bearer "):].strip()
+        if self.preshared_key is not None and hmac.compare_digest(presented.encode(), self.preshared_key.encode()):
+            return Caller(PRESHARED_KEY_ID, frozenset(SCOPES))
+        key_id, secret = _split(presented)
+        stored = self.cache.api_key(key_id) if key_id else None
+        expected = stored[0] if stored is not None else secret_sha256("no such key")
+        matches = hmac.compare_digest(secret_sha256(secret).encode(), expected.encode())
+        if stored is None or not matches or stored[2] is not None:
+            raise ApiError(401, "unauthenticated", "the API key is not valid")
+        return Caller(key_id, frozenset(stored[1].split(",")))
+
+    @staticmethod
+    def require(caller: Caller, scope: str) -> None:
+        if scope not in caller.scopes:
+            raise ApiError(403, "missing_scope", f"this API key lacks the `{scope}` scope")
+
+
+def _split(presented: str) -> tuple[str, str]:
+    if not presented.startswith(KEY_PREFIX):
+        return "", presented
+    key_id, _, secret = presented[len(KEY_PREFIX):].partition("_")
+    return key_id, secret
+
+
+def create_key(db: Database, name: str, scopes: list[str]) -> tuple[str, str]:
+    """Store a new key; answers its id and the full key, which is shown once and never stored."""
+    unknown = set(scopes) - set(SCOPES)
+    if not scopes or unknown:
+        raise ValueError(f"scopes must be among {', '.join(SCOPES)}")
+    key_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    scope_text = ",".join(sorted(set(scopes)))
+    with db.write() as session:
+        changelog.lock_counter(session)
+        session.add(
+            ApiKey(id=key_id, name=name, secret_sha256=secret_sha256(secret), scopes=scope_text, created_at=changelog.now())
+        )
+        session.flush()
+        changelog.append(
+            session, Who(None, None), "api_key.create", before={}, after={"key": key_id, "name": name, "scopes": scope_text}
+        )
+    return key_id, f"{KEY_PREFIX}{key_id}_{secret}"
+
+
+def revoke_key(db: Database, key_id: str) -> None:
+    with db.write() as session:
+        changelog.lock_counter(session)
+        key = session.get(ApiKey, key_id)
+        if key is None or key.revoked_at is not None:
+            raise NotFound(f"no active API key {key_id}")
+        key.revoked_at = changelog.now()
+        session.flush()
+        changelog.append(
+            session, Who(None, None), "api_key.revoke", before={"key": key_id, "revoked": False},
+            after={"key": key_id, "revoked": True},
+        )
+
+
+def list_keys(db: Database) -> list[dict]:
+    with db.read() as session:
+        keys = session.execute(select(ApiKey).order_by(ApiKey.created_at)).scalars()
+        return [
+            {"id": k.id, "name": k.name, "scopes": k.scopes, "created_at": k.created_at, "revoked_at": k.revoked_at}
+            for k in keys
+        ]

@@ -1,0 +1,167 @@
+"""Decisions: read the situation from the fact cache, look the policy's answer up.
+
+Every decision holds the fact cache, synced, while it reads its facts, so the
+revision it reports is one its facts reflect at least.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import and_, false, or_, select
+
+from models.db import Database
+from models.errors import StoreError
+from models.facts import FactCache
+from models.tables import Account, Membership
+from policies.engine import Policy
+from policies.explain import explain
+from policies.situations import Names, Situation, situation_of
+from policies.world import RESOURCE_TYPES, ROLES
+
+Resource = dict[str, str]
+
+
+class UnknownAction(StoreError):
+    code = "unknown_action"
+
+
+class Authorizer:
+    def __init__(self, db: Database, cache: FactCache, policy: Callable[[], Policy]) -> None:
+        self.db = db
+        self.cache = cache
+        self.policy = policy
+
+    def _situation(self, actor: str, resource: Resource) -> Situation:
+        attributes = {name: value for name, value in resource.items() if name != "type"}
+        return situation_of(self.cache, resource["type"], actor, attributes)
+
+    def _check_action(self, policy: Policy, resource_type: str, action: str) -> None:
+        if action not in policy.actions[resource_type]:
+            raise UnknownAction(
+                f"unknown action {action!r} for {resource_type}; its actions are: "
+                + ", ".join(policy.actions[resource_type])
+            )
+
+    def authorize(
+        self, actor: str, action: str, resource: Resource, at_least_revision: int | None = None, with_explanation: bool = False
+    ) -> dict[str, Any]:
+        policy = self.policy()
+        self._check_action(policy, resource["type"], action)
+        with self.cache.fresh(at_least_revision) as revision:
+            situation = self._situation(actor, resource)
+        answer: dict[str, Any] = {
+            "allowed": policy.is_allowed(situation, action),
+            "revision": revision,
+            "policy": policy.sha256,
+        }
+        if with_explanation:
+            answer["explanation"] = explain(policy, situation, _names(actor, resource), action)
+        return answer
+
+    def authorize_batch(self, checks: list[dict], at_least_revision: int | None = None) -> dict[str, Any]:
+        policy = self.policy()
+        for index, check in enumerate(checks):
+            try:
+                self._check_action(policy, check["resource"]["type"], check["action"])
+            except UnknownAction as error:
+                raise UnknownAction(f"checks.{index}.action: {error.message}") from None
+        with self.cache.fresh(at_least_revision) as revision:
+            results = [
+                {"allowed": policy.is_allowed(self._situation(check["actor"]["id"], check["resource"]), check["action"])}
+                for check in checks
+            ]
+        return {"results": results, "revision": revision, "policy": policy.sha256}
+
+    def actions(self, actor: str, resource: Resource, at_least_revision: int | None = None) -> dict[str, Any]:
+        policy = self.policy()
+        with self.cache.fresh(at_least_revision) as revision:
+            situation = self._situation(actor, resource)
+        return {"actions": sorted(policy.allowed_actions(situation)), "revision": revision, "policy": policy.sha256}
+
+    def list_accounts(
+        self,
+        actor: str,
+        action: str,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        at_least_revision: int | None = None,
+    ) -> dict[str, Any]:
+        """Every account on which the policy grants `action` to `actor`, in id order, paged if asked.
+
+        The policy's answers for every situation become one SQL condition on
+        the actor's role and the account's settings; the database then walks
+        the actor's memberships (or, if a non-member could be granted the
+        action, every account) in id order.
+        """
+        policy = self.policy()
+        self._check_action(policy, "Account", action)
+        after = _decode_page_token(page_token) if page_token else None
+        with self.cache.fresh(at_least_revision) as revision:
+            support = self.cache.is_support_agent(actor)
+        granted = [
+            situation
+            for situation, actions in policy.table.items()
+            if situation.resource_type == "Account"
+            and situation.actor_is_support_agent == support
+            and action in actions
+        ]
+        condition = or_(
+            false(),
+            *(
+                and_(
+                    Membership.role.is_(None) if s.actor_role is None else Membership.role == s.actor_role,
+                    Account.restrict_subscription_to_payment_manager == s.restricted,
+                    Account.auto_add_subscription_invoices_to_purchases == s.auto_add,
+                )
+                for s in granted
+            ),
+        )
+        if any(s.actor_role is None for s in granted):
+            query = select(Account.id).outerjoin(
+                Membership, and_(Membership.account_id == Account.id, Membership.user_id == actor)
+            )
+        else:
+            query = select(Account.id).join(Membership, Membership.account_id == Account.id).where(
+                Membership.user_id == actor, Membership.role.in_(ROLES)
+            )
+        query = query.where(condition).order_by(Account.id)
+        if after is not None:
+            query = query.where(Account.id > after)
+        if page_size is not None:
+            query = query.limit(page_size + 1)
+        with self.db.read() as session:
+            ids = list(session.execute(query).scalars())
+        next_token = None
+        if page_size is not None and len(ids) > page_size:
+            ids = ids[:page_size]
+            next_token = _encode_page_token(ids[-1])
+        return {"ids": ids, "next_page_token": next_token, "revision": revision, "policy": policy.sha256}
+
+
+def _names(actor: str, resource: Resource) -> Names:
+    party = RESOURCE_TYPES[resource["type"]].party
+    return Names(
+        actor=actor,
+        account=resource["id"] if resource["type"] == "Account" else resource["account"],
+        resource=resource.get("id", f"{resource.get('user')}@{resource.get('account')}"),
+        other_user=resource[party] if party else "",
+    )
+
+
+def _encode_page_token(last_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": last_id}).encode()).decode()
+
+
+def _decode_page_token(token: str) -> str:
+    try:
+        after = json.loads(base64.urlsafe_b64decode(token.encode()))["after"]
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise StoreError("page_token is not a token this service gave", "invalid_page_token") from None
+    if not isinstance(after, str):
+        raise StoreError("page_token is not a token this service gave", "invalid_page_token")
+    return after

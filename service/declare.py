@@ -1,0 +1,121 @@
+"""Declared endpoints: each states its scope, input schemas, answer schema and errors once.
+
+`endpoint(...)` wraps a view so that it authenticates the caller, loads and
+validates the body and the query string, and turns the view's result into
+JSON. The same declarations produce the OpenAPI document (`openapi.py`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, request
+from marshmallow import Schema
+
+from service.errors import ApiError
+from service.schemas import MAX_ID_LENGTH
+
+MAX_BODY_BYTES = 1_000_000
+
+
+@dataclass
+class Endpoint:
+    rule: str
+    method: str
+    summary: str
+    scope: str | None
+    body: Schema | None
+    query: Schema | None
+    answer: Schema | None
+    status: int
+    errors: tuple[int, ...]
+    tag: str
+    description: str = ""
+    path_parameters: list[str] = field(default_factory=list)
+
+
+ENDPOINTS: list[Endpoint] = []
+
+
+def endpoint(
+    blueprint: Blueprint,
+    rule: str,
+    method: str = "GET",
+    *,
+    summary: str,
+    scope: str | None = None,  # "check", "write", "any" (any valid key) or None (no key)
+    body: type[Schema] | None = None,
+    query: type[Schema] | None = None,
+    answer: type[Schema] | None = None,
+    status: int = 200,
+    errors: tuple[int, ...] = (),
+) -> Callable:
+    """Declare and register one endpoint of the HTTP contract on `blueprint`."""
+    body_schema = body() if body else None
+    query_schema = query() if query else None
+    declared = Endpoint(
+        rule=rule,
+        method=method,
+        summary=summary,
+        scope=scope,
+        body=body_schema,
+        query=query_schema,
+        answer=answer() if answer else None,
+        status=status,
+        errors=tuple(sorted({*errors, *((401, 403, 503) if scope else ()), *((400,) if body or query else ())})),
+        tag=blueprint.name,
+        path_parameters=[part[1:-1].split(":")[-1] for part in rule.split("/") if part.startswith("<")],
+    )
+    ENDPOINTS.append(declared)
+
+    def decorator(view: Callable) -> Callable:
+        declared.description = (view.__doc__ or "").strip()
+
+        @wraps(view)
+        def handle(**path_arguments: Any) -> Response:
+            if scope is not None:
+                runtime = current_app.extensions["authz"]
+                runtime.cache.sync()
+                g.caller = runtime.keys.authenticate(request.headers.get("Authorization"))
+                if scope != "any":
+                    runtime.keys.require(g.caller, scope)
+            for name, value in path_arguments.items():
+                _check_path_argument(name, value)
+            arguments = dict(path_arguments)
+            if body_schema is not None:
+                arguments["body"] = body_schema.load(_json_body())
+            if query_schema is not None:
+                arguments["query"] = query_schema.load(request.args.to_dict())
+            result = view(**arguments)
+            if isinstance(result, Response):
+                return result
+            return Response(json.dumps(result), status=status, mimetype="application/json")
+
+        blueprint.add_url_rule(rule, endpoint=view.__name__, view_func=handle, methods=[method])
+        return handle
+
+    return decorator
+
+
+def _check_path_argument(name: str, value: str) -> None:
+    if not 1 <= len(value) <= MAX_ID_LENGTH or any(ord(char) < 32 or ord(char) == 127 for char in value):
+        raise ApiError(400, "invalid_request", f"{name}: must be 1 to {MAX_ID_LENGTH} printable characters")
+
+
+def _json_body() -> Any:
+    """The request body parsed as JSON: an empty body is `{}`; anything else must be valid JSON."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise ApiError(413, "body_too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
+    raw = request.get_data(cache=False)
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(413, "body_too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {error}") from error

@@ -1,0 +1,62 @@
+"""Prometheus metrics, aggregated across worker processes when `PROMETHEUS_MULTIPROC_DIR` is set."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from flask import Flask, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+REQUESTS = Counter("authz_requests_total", "HTTP requests answered, by endpoint and status", ["endpoint", "status"])
+LATENCY = Histogram(
+    "authz_request_duration_seconds",
+    "Time to answer a request, by endpoint",
+    ["endpoint"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+DECISIONS = Counter("authz_decisions_total", "Decisions made, by outcome", ["allowed"])
+REVISION = Gauge("authz_revision", "The latest revision a worker's facts reflect", multiprocess_mode="max")
+UNAVAILABLE = Counter("authz_database_unavailable_total", "Requests refused because the database could not be read")
+
+
+def instrument(app: Flask) -> None:
+    """Count and time every request."""
+
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _finish(response):
+        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        REQUESTS.labels(endpoint, str(response.status_code)).inc()
+        LATENCY.labels(endpoint).observe(time.perf_counter() - g.get("started", time.perf_counter()))
+        if response.status_code == 503:
+            UNAVAILABLE.inc()
+        return response
+
+
+def record_decisions(allowed: int, denied: int) -> None:
+    if allowed:
+        DECISIONS.labels("true").inc(allowed)
+    if denied:
+        DECISIONS.labels("false").inc(denied)
+
+
+def render_metrics() -> tuple[bytes, str]:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    from prometheus_client import REGISTRY
+
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,108 @@
+"""The OpenAPI document, produced from the endpoint declarations and their marshmallow schemas."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import Schema, fields
+
+from service.declare import ENDPOINTS
+from service.schemas import RESOURCE_SCHEMAS, ErrorAnswer, QueryInteger, ResourceField, StrictBoolean, StrictInteger
+
+STATUS_TEXT = {
+    200: "OK",
+    201: "Created",
+    400: "Bad input: the body, the query string or a path parameter is not valid",
+    401: "No API key, or not a valid one",
+    403: "The API key lacks the scope, or the acting user lacks the permission",
+    404: "No such account, member or support agent",
+    409: "The change would break an invariant; nothing was changed",
+    413: "The body is too large",
+    503: "The database cannot be reached; nothing was decided or written",
+}
+
+
+def _resource_field(self, field: fields.Field, **kwargs: Any) -> dict:
+    if isinstance(field, ResourceField):
+        return {
+            "oneOf": [{"$ref": f"#/components/schemas/{name}Ref"} for name in RESOURCE_SCHEMAS],
+            "discriminator": {"propertyName": "type"},
+        }
+    return {}
+
+
+@cache
+def openapi_document() -> dict:
+    plugin = MarshmallowPlugin(schema_name_resolver=_schema_name)
+    spec = APISpec(
+        title="authz",
+        version="1.0.0",
+        openapi_version="3.0.3",
+        plugins=[plugin],
+        info={"description": "Who may do what in a client company's accounting workspace: decisions and facts."},
+        components={"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    )
+    plugin.map_to_openapi_type(StrictBoolean, "boolean", None)
+    plugin.map_to_openapi_type(StrictInteger, "integer", None)
+    plugin.map_to_openapi_type(QueryInteger, "integer", None)
+    plugin.converter.add_attribute_function(_resource_field)
+    for name, schema in RESOURCE_SCHEMAS.items():
+        spec.components.schema(f"{name}Ref", schema=schema)
+    spec.components.schema("Error", schema=ErrorAnswer)
+    paths: dict[str, dict] = {}
+    for declared in ENDPOINTS:
+        path = _openapi_path(declared.rule)
+        operation: dict[str, Any] = {
+            "summary": declared.summary,
+            "description": declared.description,
+            "tags": [declared.tag],
+            "operationId": f"{declared.method.lower()}_{path.strip('/').replace('/', '_').replace('{', '').replace('}', '').replace('-', '_')}",
+            "responses": {
+                str(declared.status): _answer(declared.answer, declared.status),
+                **{
+                    str(status): {
+                        "description": STATUS_TEXT.get(status, "Error"),
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    }
+                    for status in declared.errors
+                },
+            },
+        }
+        if declared.scope is not None:
+            operation["security"] = [{"bearer": []}]
+        parameters = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1, "maxLength": 200}}
+            for name in declared.path_parameters
+        ]
+        if declared.query is not None:
+            parameters.append({"in": "query", "schema": declared.query})
+        if parameters:
+            operation["parameters"] = parameters
+        if declared.body is not None:
+            operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": declared.body}}}
+        paths.setdefault(path, {})[declared.method.lower()] = operation
+    for path, operations in paths.items():
+        spec.path(path=path, operations=operations)
+    return spec.to_dict()
+
+
+def _answer(schema: Schema | None, status: int) -> dict:
+    answer: dict[str, Any] = {"description": STATUS_TEXT.get(status, "OK")}
+    if schema is not None:
+        answer["content"] = {"application/json": {"schema": schema}}
+    return answer
+
+
+def _openapi_path(rule: str) -> str:
+    return "/".join(
+        "{" + part[1:-1].split(":")[-1] + "}" if part.startswith("<") else part for part in rule.split("/")
+    )
+
+
+def _schema_name(schema: type[Schema] | Schema) -> str:
+    cls = schema if isinstance(schema, type) else type(schema)
+    name = cls.__name__
+    return name[:-6] if name.endswith("Schema") and name != "Schema" else name

@@ -1,0 +1,63 @@
+"""Decision endpoints (scope `check`): authorize, authorize in batch, list actions, list accounts."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app
+
+from models.errors import StoreError
+from service import schemas
+from service.declare import endpoint
+
+decisions = Blueprint("decisions", __name__)
+
+
+def _authorizer():
+    return current_app.extensions["authz"].authorizer
+
+
+@endpoint(
+    decisions, "/v1/authorize", "POST", scope="check", body=schemas.AuthorizeRequest, answer=schemas.AuthorizeAnswer,
+    summary="May this actor do this action on this resource?",
+)
+def authorize(body: dict) -> dict:
+    """Answers `allowed` and the revision of the facts it reflects; with `explain: true`, also why."""
+    return _authorizer().authorize(
+        body["actor"]["id"], body["action"], body["resource"], body.get("at_least_revision"), body["explain"]
+    )
+
+
+@endpoint(
+    decisions, "/v1/authorize/batch", "POST", scope="check", body=schemas.BatchRequest, answer=schemas.BatchAnswer,
+    summary="Up to 1,000 decisions at once, answered in order",
+)
+def authorize_batch(body: dict) -> dict:
+    """Every check is decided on the same revision of the facts."""
+    return _authorizer().authorize_batch(body["checks"], body.get("at_least_revision"))
+
+
+@endpoint(
+    decisions, "/v1/actions", "POST", scope="check", body=schemas.ActionsRequest, answer=schemas.ActionsAnswer,
+    summary="Every action this actor may do on this resource, sorted",
+)
+def actions(body: dict) -> dict:
+    return _authorizer().actions(body["actor"]["id"], body["resource"], body.get("at_least_revision"))
+
+
+@endpoint(
+    decisions, "/v1/list", "POST", scope="check", body=schemas.ListRequest, answer=schemas.ListAnswer,
+    summary="The ids of every resource of a type on which this actor may do this action, sorted",
+)
+def list_resources(body: dict) -> dict:
+    """Complete, never truncated; with `page_size`, paged with `page_token` / `next_page_token`.
+
+    Only accounts are stored by this service, so `resource_type` must be `Account`.
+    """
+    if body["resource_type"] != "Account":
+        raise StoreError(
+            f"cannot list {body['resource_type']} resources: this service stores accounts only "
+            "(the calling service owns the other records)",
+            "unsupported_resource_type",
+        )
+    return _authorizer().list_accounts(
+        body["actor"]["id"], body["action"], body.get("page_size"), body.get("page_token"), body.get("at_least_revision")
+    )

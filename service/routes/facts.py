@@ -1,0 +1,128 @@
+"""Fact endpoints (scope `write`): accounts, billing settings, members, support agents, the change log.
+
+A change carrying `acting_user` is authorized for that person with the same
+policy as any decision (403 when they lack the permission); without it, it is
+a trusted system change. Every successful write answers the new `revision`.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g
+
+from models.changelog import Who
+from service import schemas
+from service.declare import endpoint
+
+facts = Blueprint("facts", __name__)
+
+
+def _store():
+    return current_app.extensions["authz"].store
+
+
+def _who(acting_user: str | None) -> Who:
+    return Who(acting_user, g.caller.key_id)
+
+
+def _with_revision(written) -> dict:
+    return {**written.document, "revision": written.revision}
+
+
+@endpoint(
+    facts, "/v1/accounts", "POST", scope="write", body=schemas.AccountCreate, answer=schemas.AccountAnswer,
+    status=201, errors=(409,), summary="Sign-up: create an account with its first admin",
+)
+def create_account(body: dict) -> dict:
+    return _with_revision(_store().create_account(body["id"], body["name"], body["admin"], _who(None)))
+
+
+@endpoint(
+    facts, "/v1/accounts/<account_id>", "GET", scope="write", query=schemas.ActingUserQuery,
+    answer=schemas.AccountAnswer, errors=(404,), summary="An account, its billing settings and its members",
+)
+def get_account(account_id: str, query: dict) -> dict:
+    """With `?acting_user=`, that person must be allowed to `read` the account."""
+    return _with_revision(_store().account(account_id, query.get("acting_user")))
+
+
+@endpoint(
+    facts, "/v1/accounts/<account_id>/billing-settings", "GET", scope="write", query=schemas.ActingUserQuery,
+    answer=schemas.BillingSettingsAnswer, errors=(404,), summary="An account's billing settings and warnings",
+)
+def get_billing_settings(account_id: str, query: dict) -> dict:
+    """With `?acting_user=`, that person must be allowed to `view_subscription`."""
+    return _with_revision(_store().billing_settings(account_id, query.get("acting_user")))
+
+
+@endpoint(
+    facts, "/v1/accounts/<account_id>/billing-settings", "PATCH", scope="write", body=schemas.BillingSettingsPatch,
+    answer=schemas.BillingSettingsAnswer, errors=(404, 409), summary="Change an account's billing settings",
+)
+def patch_billing_settings(account_id: str, body: dict) -> dict:
+    """Needs `manage_billing_settings`. Restricting without a payment manager is refused (409)."""
+    acting_user = body.pop("acting_user", None)
+    return _with_revision(_store().update_billing_settings(account_id, body, _who(acting_user)))
+
+
+@endpoint(
+    facts, "/v1/accounts/<account_id>/members", "GET", scope="write", query=schemas.ActingUserQuery,
+    answer=schemas.MembersAnswer, errors=(404,), summary="An account's members and their roles",
+)
+def list_members(account_id: str, query: dict) -> dict:
+    """With `?acting_user=`, that person must be allowed to `view_members`."""
+    return _with_revision(_store().members(account_id, query.get("acting_user")))
+
+
+@endpoint(
+    facts, "/v1/accounts/<account_id>/members", "POST", scope="write", body=schemas.MemberCreate,
+    answer=schemas.MemberAnswer, status=201, errors=(404, 409), summary="Invite a member with a role",
+)
+def invite_member(account_id: str, body: dict) -> dict:
+    """Needs `manage_members`. A second invitation of the same user, or a second payment manager, is refused (409)."""
+    return _with_revision(_store().invite(account_id, body["user"], body["role"], _who(body.get("acting_user"))))
+
+
+@endpoint(
+    facts, "/v1/accounts/<account_id>/members/<user>", "PATCH", scope="write", body=schemas.MemberPatch,
+    answer=schemas.MemberAnswer, errors=(404, 409), summary="Change a member's role",
+)
+def change_member_role(account_id: str, user: str, body: dict) -> dict:
+    """Needs `change_role` on the membership. Invariants 1, 3 and 4 apply (409)."""
+    return _with_revision(_store().change_role(account_id, user, body["role"], _who(body.get("acting_user"))))
+
+
+@endpoint(
+    facts, "/v1/accounts/<account_id>/members/<user>", "DELETE", scope="write", query=schemas.ActingUserQuery,
+    answer=schemas.MemberAnswer, errors=(404, 409), summary="Remove a member",
+)
+def remove_member(account_id: str, user: str, query: dict) -> dict:
+    """Needs `remove` on the membership (`?acting_user=`). Invariants 1 and 3 apply (409)."""
+    return _with_revision(_store().remove_member(account_id, user, _who(query.get("acting_user"))))
+
+
+@endpoint(
+    facts, "/v1/support-agents/<user>", "PUT", scope="write", answer=schemas.SupportAgentAnswer,
+    summary="Make a user a support agent (customer service); idempotent",
+)
+def put_support_agent(user: str) -> dict:
+    written, _changed = _store().add_support_agent(user, _who(None))
+    return _with_revision(written)
+
+
+@endpoint(
+    facts, "/v1/support-agents/<user>", "DELETE", scope="write", answer=schemas.SupportAgentAnswer,
+    errors=(404,), summary="Remove a user's support-agent role",
+)
+def delete_support_agent(user: str) -> dict:
+    return _with_revision(_store().remove_support_agent(user, _who(None)))
+
+
+@endpoint(
+    facts, "/v1/changes", "GET", scope="write", query=schemas.ChangesQuery, answer=schemas.ChangesAnswer,
+    summary="The change log, oldest first: who changed what, when, before and after",
+)
+def list_changes(query: dict) -> dict:
+    """`after` is a revision (0: from the start); `account` keeps only that account's entries."""
+    entries, revision = _store().changes(query.get("account"), query["after"], query["limit"])
+    next_after = entries[-1]["revision"] if len(entries) == query["limit"] else None
+    return {"changes": entries, "next_after": next_after, "revision": revision}

@@ -1,0 +1,60 @@
+"""Operations: liveness, readiness, Prometheus metrics, the OpenAPI document and the policy text."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, current_app
+
+from models.facts import read_revision
+from service import schemas
+from service.declare import endpoint
+from service.errors import error_body
+from service.metrics import render_metrics
+from service.openapi import openapi_document
+
+operations = Blueprint("operations", __name__)
+
+
+@endpoint(operations, "/healthz", answer=schemas.HealthAnswer, summary="The process is alive")
+def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@endpoint(
+    operations, "/readyz", answer=schemas.ReadyAnswer, errors=(503,),
+    summary="Ready to decide: the database is reachable and the policy is loaded",
+)
+def readyz():
+    runtime = current_app.extensions["authz"]
+    try:
+        revision = read_revision(runtime.db)
+    except Exception as error:  # any failure to read means not ready
+        body = error_body("unavailable", f"the database cannot be read: {type(error).__name__}")
+        return _json(body, 503)
+    return {"status": "ready", "revision": revision, "policy": runtime.policy().sha256}
+
+
+@operations.get("/metrics")
+def metrics() -> Response:
+    """Prometheus text format, aggregated over every worker process."""
+    payload, content_type = render_metrics()
+    return Response(payload, mimetype=None, content_type=content_type)
+
+
+@operations.get("/openapi.json")
+def openapi() -> Response:
+    return _json(openapi_document(), 200)
+
+
+@endpoint(
+    operations, "/v1/policy", scope="any", answer=schemas.PolicyAnswer,
+    summary="The policy text in force and its sha256",
+)
+def policy() -> dict:
+    current = current_app.extensions["authz"].policy()
+    return {"sha256": current.sha256, "text": current.text}
+
+
+def _json(body: dict, status: int) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json")

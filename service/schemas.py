@@ -1,0 +1,299 @@
+"""Every request body, query string and answer of the v1 HTTP contract, as marshmallow schemas.
+
+Bodies are strict: unknown fields, wrong JSON types (a string for a boolean, a
+boolean for a number) and missing attributes are refused with a 400 that names
+the field. The same schemas produce `/openapi.json`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from policies.world import RESOURCE_TYPES, ROLES
+
+MAX_ID_LENGTH = 200
+MAX_BATCH = 1000
+MAX_PAGE_SIZE = 10_000
+MAX_CHANGES_LIMIT = 10_000
+_PRINTABLE = validate.Regexp(r"^[^\x00-\x1f\x7f]+$", error="must not contain control characters")
+
+
+def Id(**kwargs: Any) -> fields.String:
+    """A non-empty identifier such as `acc_1` or `u_42`."""
+    return fields.String(validate=[validate.Length(1, MAX_ID_LENGTH), _PRINTABLE], **kwargs)
+
+
+class StrictBoolean(fields.Boolean):
+    """Only JSON `true` and `false`: "yes", 1 or "false" are refused."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class StrictInteger(fields.Integer):
+    """Only JSON integers: not booleans, strings or fractions."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class QueryInteger(fields.Integer):
+    """An integer in a query string (where every value arrives as text)."""
+
+
+def _resource_schema(resource_type: str) -> type[Schema]:
+    attributes = {
+        name: Id(required=True, metadata={"description": f"the {name} of the {resource_type}"})
+        for name in RESOURCE_TYPES[resource_type].attributes
+    }
+    attributes["type"] = fields.String(required=True, validate=validate.Equal(resource_type))
+    return Schema.from_dict(attributes, name=f"{resource_type}Ref")
+
+
+RESOURCE_SCHEMAS: dict[str, Schema] = {name: _resource_schema(name)() for name in RESOURCE_TYPES}
+
+
+class ResourceField(fields.Field):
+    """A resource named by its `type` and the attributes that type requires."""
+
+    default_error_messages = {
+        "invalid": "Not a valid resource: an object with a type.",
+        "unknown_type": "Unknown resource type {input!r}; known types: " + ", ".join(RESOURCE_TYPES) + ".",
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, dict):
+            raise self.make_error("invalid")
+        resource_type = value.get("type")
+        if not isinstance(resource_type, str) or resource_type not in RESOURCE_SCHEMAS:
+            raise ValidationError({"type": [self.error_messages["unknown_type"].format(input=resource_type)]})
+        return RESOURCE_SCHEMAS[resource_type].load(value)
+
+
+class ActorSchema(Schema):
+    type = fields.String(required=True, validate=validate.Equal("User"))
+    id = Id(required=True)
+
+
+class ConsistencyFields(Schema):
+    at_least_revision = StrictInteger(
+        validate=validate.Range(min=0),
+        metadata={"description": "answer from facts reflecting at least every change up to this revision"},
+    )
+
+
+class CheckSchema(Schema):
+    actor = fields.Nested(ActorSchema, required=True)
+    action = fields.String(required=True, validate=[validate.Length(1, 64), _PRINTABLE])
+    resource = ResourceField(required=True)
+
+
+class AuthorizeRequest(CheckSchema, ConsistencyFields):
+    explain = StrictBoolean(load_default=False)
+
+
+class BatchRequest(ConsistencyFields):
+    checks = fields.List(
+        fields.Nested(CheckSchema), required=True, validate=validate.Length(max=MAX_BATCH)
+    )
+
+
+class ActionsRequest(ConsistencyFields):
+    actor = fields.Nested(ActorSchema, required=True)
+    resource = ResourceField(required=True)
+
+
+class ListRequest(ConsistencyFields):
+    actor = fields.Nested(ActorSchema, required=True)
+    action = fields.String(required=True, validate=[validate.Length(1, 64), _PRINTABLE])
+    resource_type = fields.String(required=True, validate=validate.OneOf(list(RESOURCE_TYPES)))
+    page_size = StrictInteger(validate=validate.Range(1, MAX_PAGE_SIZE))
+    page_token = fields.String(validate=validate.Length(1, 1000))
+
+
+class ExplanationSchema(Schema):
+    summary = fields.String(required=True)
+    facts = fields.List(fields.String(), required=True)
+    rules = fields.List(fields.Dict(), required=True)
+    would_be_allowed_if = fields.List(fields.String(), required=True)
+    would_be_denied_if = fields.List(fields.String(), required=True)
+
+
+class AuthorizeAnswer(Schema):
+    allowed = fields.Boolean(required=True)
+    revision = fields.Integer(required=True)
+    policy = fields.String(required=True, metadata={"description": "sha256 of the policy that decided"})
+    explanation = fields.Nested(ExplanationSchema)
+
+
+class BatchResult(Schema):
+    allowed = fields.Boolean(required=True)
+
+
+class BatchAnswer(Schema):
+    results = fields.List(fields.Nested(BatchResult), required=True)
+    revision = fields.Integer(required=True)
+    policy = fields.String(required=True)
+
+
+class ActionsAnswer(Schema):
+    actions = fields.List(fields.String(), required=True)
+    revision = fields.Integer(required=True)
+    policy = fields.String(required=True)
+
+
+class ListAnswer(Schema):
+    ids = fields.List(fields.String(), required=True)
+    next_page_token = fields.String(required=True, allow_none=True)
+    revision = fields.Integer(required=True)
+    policy = fields.String(required=True)
+
+
+# -- facts ------------------------------------------------------------------
+
+
+class ActingUserFields(Schema):
+    acting_user = Id(metadata={"description": "the person the change is made for; absent: a trusted system change"})
+
+
+class ActingUserQuery(ActingUserFields):
+    pass
+
+
+class AccountCreate(Schema):
+    id = Id(required=True)
+    name = fields.String(required=True, validate=[validate.Length(1, MAX_ID_LENGTH), _PRINTABLE])
+    admin = Id(required=True)
+
+
+class BillingSettings(Schema):
+    restrict_subscription_to_payment_manager = StrictBoolean(required=True)
+    auto_add_subscription_invoices_to_purchases = StrictBoolean(required=True)
+
+
+class MemberSchema(Schema):
+    user = fields.String(required=True)
+    role = fields.String(required=True)
+
+
+class AccountAnswer(Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    billing_settings = fields.Nested(BillingSettings, required=True)
+    members = fields.List(fields.Nested(MemberSchema), required=True)
+    revision = fields.Integer(required=True)
+
+
+class BillingSettingsPatch(ActingUserFields):
+    restrict_subscription_to_payment_manager = StrictBoolean()
+    auto_add_subscription_invoices_to_purchases = StrictBoolean()
+
+    @validates_schema
+    def _one_setting(self, data: dict, **kwargs: Any) -> None:
+        if not set(data) - {"acting_user"}:
+            raise ValidationError(
+                "give restrict_subscription_to_payment_manager, auto_add_subscription_invoices_to_purchases or both"
+            )
+
+
+class BillingSettingsAnswer(BillingSettings):
+    account = fields.String(required=True)
+    warnings = fields.List(fields.String(), required=True)
+    revision = fields.Integer(required=True)
+
+
+class MemberCreate(ActingUserFields):
+    user = Id(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+
+
+class MemberPatch(ActingUserFields):
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+
+
+class MemberAnswer(Schema):
+    account = fields.String(required=True)
+    user = fields.String(required=True)
+    role = fields.String(required=True, allow_none=True, metadata={"description": "null once removed"})
+    revision = fields.Integer(required=True)
+
+
+class MembersAnswer(Schema):
+    account = fields.String(required=True)
+    members = fields.List(fields.Nested(MemberSchema), required=True)
+    revision = fields.Integer(required=True)
+
+
+class SupportAgentAnswer(Schema):
+    user = fields.String(required=True)
+    support_agent = fields.Boolean(required=True)
+    revision = fields.Integer(required=True)
+
+
+class EmptyBody(Schema):
+    pass
+
+
+class ChangesQuery(Schema):
+    account = Id()
+    after = QueryInteger(load_default=0, validate=validate.Range(min=0))
+    limit = QueryInteger(load_default=1000, validate=validate.Range(1, MAX_CHANGES_LIMIT))
+
+
+class ChangeSchema(Schema):
+    revision = fields.Integer(required=True)
+    at = fields.String(required=True)
+    kind = fields.String(required=True)
+    account = fields.String(required=True, allow_none=True)
+    user = fields.String(required=True, allow_none=True)
+    acting_user = fields.String(required=True, allow_none=True)
+    api_key = fields.String(required=True, allow_none=True)
+    before = fields.Dict(required=True)
+    after = fields.Dict(required=True)
+    prev_hash = fields.String(required=True)
+    hash = fields.String(required=True)
+
+
+class ChangesAnswer(Schema):
+    changes = fields.List(fields.Nested(ChangeSchema), required=True)
+    next_after = fields.Integer(
+        required=True, allow_none=True, metadata={"description": "pass as `after` for the next entries; null when none"}
+    )
+    revision = fields.Integer(required=True)
+
+
+# -- operations -------------------------------------------------------------
+
+
+class HealthAnswer(Schema):
+    status = fields.String(required=True)
+
+
+class ReadyAnswer(Schema):
+    status = fields.String(required=True)
+    revision = fields.Integer()
+    policy = fields.String()
+    reason = fields.String()
+
+
+class PolicyAnswer(Schema):
+    sha256 = fields.String(required=True)
+    text = fields.String(required=True)
+
+
+class ErrorDetail(Schema):
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+
+
+class ErrorAnswer(Schema):
+    error = fields.Nested(ErrorDetail, required=True)
