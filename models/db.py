@@ -72,11 +72,11 @@ class Database:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
-    def dispose(self) -> None:
-        """Close every pooled connection (after a fork, or at shutdown)."""
-        self.engine.dispose()
+    def dispose(self, close: bool = True) -> None:
+        """Drop every pooled connection: closed at shutdown, left to the parent after a fork (`close=False`)."""
+        self.engine.dispose(close=close)
         if self.write_engine is not self.engine:
-            self.write_engine.dispose()
+            self.write_engine.dispose(close=close)
 
 
 def _sqlite_engine(url: str, begin: str) -> Engine:

@@ -38,8 +38,10 @@ _CHANGES_SINCE = (
     select(Change.revision, Change.kind, Change.account_id, Change.user_id)
     .where(Change.revision > bindparam("revision"))
     .order_by(Change.revision)
+    .limit(bindparam("limit"))
 )
 MAX_CACHED_FACTS = 2_000_000
+MAX_REPLAYED_CHANGES = 10_000
 T = TypeVar("T")
 
 
@@ -76,7 +78,7 @@ class FactCache:
         self.db = db
         self.lock = threading.RLock()
         self.watcher = SqliteWatcher(db) if db.is_sqlite else PostgresWatcher(db)
-        self.revision = 0
+        self.revision = -1  # unknown until the first sync
         self._settings: dict[str, tuple[bool, bool] | None] = {}
         self._roles: dict[tuple[str, str], str | None] = {}
         self._support: dict[str, bool] = {}
@@ -96,7 +98,9 @@ class FactCache:
             self._after_fork()
             behind = at_least_revision is not None and at_least_revision > self.revision
             try:
-                if behind or self.watcher.changed(self.revision):
+                if self.revision < 0:
+                    self._reset()
+                elif behind or self.watcher.changed(self.revision):
                     self._catch_up()
             except (SQLAlchemyError, sqlite3.Error, psycopg.Error) as error:
                 self._drop_connection()
@@ -110,12 +114,28 @@ class FactCache:
     def _catch_up(self) -> None:
         connection = self._connect()
         try:
-            rows = connection.execute(_CHANGES_SINCE, {"revision": self.revision}).all()
+            rows = connection.execute(_CHANGES_SINCE, {"revision": self.revision, "limit": MAX_REPLAYED_CHANGES + 1}).all()
         finally:
             connection.rollback()  # end the read transaction: the next read must see newer commits
+        if len(rows) > MAX_REPLAYED_CHANGES:
+            self._reset()  # far behind: forgetting everything is cheaper than replaying
+            return
         for revision, kind, account, user in rows:
             self._evict(kind, account, user)
             self.revision = revision
+
+    def _reset(self) -> None:
+        """Forget every cached fact and start from the latest revision."""
+        self.watcher.changed(self.revision)  # what the watcher reports from now on is newer than what we read
+        self._settings.clear()
+        self._roles.clear()
+        self._support.clear()
+        self._keys.clear()
+        connection = self._connect()
+        try:
+            self.revision = current_revision(connection)
+        finally:
+            connection.rollback()
 
     def _evict(self, kind: str, account: str | None, user: str | None) -> None:
         if kind.startswith("api_key."):
@@ -203,6 +223,7 @@ class FactCache:
         if pid != self._pid:
             self._pid = pid
             self._connection = None
+            self.revision = -1
             self.watcher.start()
 
     def close(self) -> None:

@@ -30,28 +30,35 @@ class Runtime:
     authorizer: Authorizer
     keys: KeyRing
 
+    @classmethod
+    def build(cls, config: dict[str, Any] | None = None) -> Runtime:
+        """Open the database (migrating it unless MIGRATE is false), load the policy, wire the parts."""
+        config = dict(config or {})
+        db = Database(config.get("DATABASE_URL") or os.environ.get("DATABASE_URL"))
+        if config.get("MIGRATE", True):
+            db.migrate()
+        policy = PolicyInForce(load_policy(config.get("AUTHZ_POLICY") or os.environ.get("AUTHZ_POLICY")))
+        cache = FactCache(db)
+        preshared = config.get("AUTHZ_PRESHARED_KEY", os.environ.get("AUTHZ_PRESHARED_KEY"))
+        return cls(
+            db=db,
+            policy=policy,
+            cache=cache,
+            store=Store(db, policy),
+            authorizer=Authorizer(db, cache, policy),
+            keys=KeyRing(cache, preshared),
+        )
+
+    def after_fork(self) -> None:
+        """In a freshly forked worker: forget the parent's connections (they stay the parent's)."""
+        self.db.dispose(close=False)
+
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the service. `config` may set DATABASE_URL, AUTHZ_PRESHARED_KEY, AUTHZ_POLICY and MIGRATE."""
-    config = dict(config or {})
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    app.json.sort_keys = False
-    database_url = config.get("DATABASE_URL") or os.environ.get("DATABASE_URL")
-    db = Database(database_url)
-    if config.get("MIGRATE", True):
-        db.migrate()
-    policy = PolicyInForce(load_policy(config.get("AUTHZ_POLICY") or os.environ.get("AUTHZ_POLICY")))
-    cache = FactCache(db)
-    preshared = config.get("AUTHZ_PRESHARED_KEY", os.environ.get("AUTHZ_PRESHARED_KEY"))
-    app.extensions["authz"] = Runtime(
-        db=db,
-        policy=policy,
-        cache=cache,
-        store=Store(db, policy),
-        authorizer=Authorizer(db, cache, policy),
-        keys=KeyRing(cache, preshared),
-    )
+    app.extensions["authz"] = Runtime.build(config)
 
     from service.routes.decisions import decisions
     from service.routes.facts import facts

@@ -1,0 +1,221 @@
+"""`authz`: what an operator or an auditor does by hand.
+
+serve, migrate, keys (create, list, revoke), check and explain one decision,
+changes (list, verify).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from models.errors import StoreError
+
+
+def _runtime():
+    from service.app import Runtime
+
+    return Runtime.build()
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+@click.group()
+def main() -> None:
+    """The authorization service of the accounting product: policy as code, served over HTTP."""
+
+
+@main.command()
+@click.option("--host", default=lambda: os.environ.get("AUTHZ_HOST", "127.0.0.1"), show_default="127.0.0.1")
+@click.option("--port", default=lambda: int(os.environ.get("PORT", "8000")), type=int, show_default="$PORT or 8000")
+@click.option("--workers", default=lambda: int(os.environ.get("AUTHZ_WORKERS", "2")), type=int, show_default="2")
+def serve(host: str, port: int, workers: int) -> None:
+    """Migrate the database, then serve the API with gunicorn."""
+    from models.db import Database
+
+    Database().migrate()
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not metrics_dir:
+        metrics_dir = tempfile.mkdtemp(prefix="authz-metrics-")
+    else:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        Path(metrics_dir).mkdir(parents=True)
+    os.environ.update(
+        PROMETHEUS_MULTIPROC_DIR=metrics_dir, AUTHZ_HOST=host, PORT=str(port), AUTHZ_WORKERS=str(workers)
+    )
+    config = str(Path(__file__).with_name("gunicorn_conf.py"))
+    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "--config", config, "service.wsgi:app"])
+
+
+@main.command()
+def migrate() -> None:
+    """Create the schema, or bring it to the latest migration."""
+    from models.db import Database
+
+    db = Database()
+    db.migrate()
+    click.echo(f"database ready: {db.engine.url.render_as_string(hide_password=True)}")
+
+
+@main.group()
+def keys() -> None:
+    """API keys of calling services."""
+
+
+@keys.command("create")
+@click.option("--name", required=True, help="which service the key is for")
+@click.option("--scopes", default="check", show_default=True, help="comma-separated: check, write")
+def keys_create(name: str, scopes: str) -> None:
+    """Create a key; it is printed once and only its hash is stored."""
+    from models.db import Database
+    from service.auth import create_key
+
+    db = Database()
+    db.migrate()
+    try:
+        key_id, key = create_key(db, name, [s.strip() for s in scopes.split(",") if s.strip()])
+    except ValueError as error:
+        _fail(str(error))
+    click.echo(key)
+    click.echo(f"key id {key_id}, scopes {scopes}; store it now, it cannot be shown again", err=True)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    from models.db import Database
+    from service.auth import list_keys
+
+    for key in list_keys(Database()):
+        state = f"revoked {key['revoked_at']}" if key["revoked_at"] else "active"
+        click.echo(f"{key['id']}  {key['name']}  scopes={key['scopes']}  created {key['created_at']}  {state}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key; every process refuses it from the next revision on."""
+    from models.db import Database
+    from service.auth import revoke_key
+
+    try:
+        revoke_key(Database(), key_id)
+    except StoreError as error:
+        _fail(error.message)
+    click.echo(f"revoked {key_id}")
+
+
+def _resource(resource_type: str, attributes: tuple[str, ...]) -> dict:
+    from service.schemas import RESOURCE_SCHEMAS
+
+    resource: dict[str, str] = {"type": resource_type}
+    for attribute in attributes:
+        name, sep, value = attribute.partition("=")
+        if not sep:
+            _fail(f"attribute {attribute!r} must be NAME=VALUE")
+        resource[name] = value
+    if resource_type not in RESOURCE_SCHEMAS:
+        _fail(f"unknown resource type {resource_type}; known: {', '.join(RESOURCE_SCHEMAS)}")
+    errors = RESOURCE_SCHEMAS[resource_type].validate(resource)
+    if errors:
+        _fail(f"{resource_type}: {errors}")
+    return resource
+
+
+_decision_arguments = [
+    click.argument("user"),
+    click.argument("action"),
+    click.argument("resource_type"),
+    click.argument("attributes", nargs=-1),
+]
+
+
+def _decision_command(function):
+    for decorator in reversed(_decision_arguments):
+        function = decorator(function)
+    return function
+
+
+@main.command()
+@_decision_command
+def check(user: str, action: str, resource_type: str, attributes: tuple[str, ...]) -> None:
+    """Decide once: `authz check u_client view_subscription Account id=acc_b`. Exit 0 allowed, 1 denied."""
+    runtime = _runtime()
+    try:
+        answer = runtime.authorizer.authorize(user, action, _resource(resource_type, attributes))
+    except StoreError as error:
+        _fail(error.message)
+    click.echo(f"{'allowed' if answer['allowed'] else 'denied'} (revision {answer['revision']})")
+    sys.exit(0 if answer["allowed"] else 1)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="print the explanation as JSON")
+@_decision_command
+def explain(user: str, action: str, resource_type: str, attributes: tuple[str, ...], as_json: bool) -> None:
+    """Explain one decision in business words: the facts, the rules, what would change it."""
+    runtime = _runtime()
+    try:
+        answer = runtime.authorizer.authorize(user, action, _resource(resource_type, attributes), with_explanation=True)
+    except StoreError as error:
+        _fail(error.message)
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+        return
+    explanation = answer["explanation"]
+    click.echo(f"{'ALLOWED' if answer['allowed'] else 'DENIED'} at revision {answer['revision']}")
+    click.echo(explanation["summary"])
+    click.echo("\nFacts:")
+    for fact in explanation["facts"]:
+        click.echo(f"  - {fact}")
+    click.echo("\nRules of policy.polar that could grant it:")
+    for rule in explanation["rules"]:
+        click.echo(f"  line {rule['line']}: {rule['rule']}  [{'holds' if rule['holds'] else 'does not hold'}]")
+        if rule["says"]:
+            click.echo(f"      {rule['says']}")
+    turning = explanation["would_be_allowed_if"] or explanation["would_be_denied_if"]
+    if turning:
+        click.echo("\nIt would be " + ("allowed" if not answer["allowed"] else "denied") + " if:")
+        for change in turning:
+            click.echo(f"  - {change}")
+
+
+@main.group()
+def changes() -> None:
+    """The change log."""
+
+
+@changes.command("list")
+@click.option("--account", default=None)
+@click.option("--after", default=0, type=int)
+@click.option("--limit", default=1000, type=int)
+def changes_list(account: str | None, after: int, limit: int) -> None:
+    runtime = _runtime()
+    entries, _revision = runtime.store.changes(account, after, limit)
+    for entry in entries:
+        who = entry["acting_user"] or "system"
+        click.echo(
+            f"{entry['revision']:>6}  {entry['at']}  {entry['kind']:<24} account={entry['account']} "
+            f"user={entry['user']} by={who} key={entry['api_key']}  {json.dumps(entry['before'])} -> "
+            f"{json.dumps(entry['after'])}"
+        )
+
+
+@changes.command("verify")
+def changes_verify() -> None:
+    """Check the hash chain of the whole log. Exit 0 intact, 1 tampered."""
+    runtime = _runtime()
+    result = runtime.store.verify_changes()
+    if result.ok:
+        click.echo(f"intact: {result.entries} entries, revisions 1 to {result.revision}")
+        return
+    click.echo(f"TAMPERED at revision {result.first_bad_revision}: {result.problem}")
+    sys.exit(1)

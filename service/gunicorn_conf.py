@@ -1,0 +1,24 @@
+"""gunicorn settings for `authz serve` (and `make serve`)."""
+
+import os
+
+bind = f"{os.environ.get('AUTHZ_HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("AUTHZ_WORKERS", "2"))
+worker_class = "sync"
+preload_app = True  # compile the policy once, in the master, before forking
+timeout = 30
+graceful_timeout = 10
+accesslog = None
+
+
+def post_fork(server, worker):
+    from service.wsgi import app
+
+    app.extensions["authz"].after_fork()
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
