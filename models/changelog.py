@@ -99,6 +99,7 @@ def append(
         )
     )
     session.flush()
+    session.info["revision"] = revision
     if session.get_bind().dialect.name == "postgresql":
         # Delivered at commit to every process listening (see facts.PostgresWatcher).
         session.execute(text("SELECT pg_notify(:channel, :revision)"), {"channel": NOTIFY_CHANNEL, "revision": str(revision)})

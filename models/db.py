@@ -60,7 +60,7 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A session in a read transaction, for answers that read several facts at once."""
-        with Session(self.engine) as session:
+        with Session(self.engine, expire_on_commit=False) as session:
             with session.begin():
                 yield session
 

@@ -79,6 +79,7 @@ class FactCache:
         self.lock = threading.RLock()
         self.watcher = SqliteWatcher(db) if db.is_sqlite else PostgresWatcher(db)
         self.revision = -1  # unknown until the first sync
+        self._written = 0  # the latest revision this process wrote itself
         self._settings: dict[str, tuple[bool, bool] | None] = {}
         self._roles: dict[tuple[str, str], str | None] = {}
         self._support: dict[str, bool] = {}
@@ -96,7 +97,8 @@ class FactCache:
         """
         with self.lock:
             self._after_fork()
-            behind = at_least_revision is not None and at_least_revision > self.revision
+            target = max(at_least_revision or 0, self._written)
+            behind = target > self.revision
             try:
                 if self.revision < 0:
                     self._reset()
@@ -110,6 +112,10 @@ class FactCache:
                     f"at_least_revision {at_least_revision} is ahead of the latest revision, {self.revision}"
                 )
             return self.revision
+
+    def note_written(self, revision: int) -> None:
+        """This process committed `revision`: its next decision reads it, whatever the watcher says."""
+        self._written = max(self._written, revision)
 
     def _catch_up(self) -> None:
         connection = self._connect()

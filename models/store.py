@@ -14,7 +14,8 @@ last, just before commit (see `changelog.append`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -50,16 +51,27 @@ class Written:
 
 
 class Store:
-    def __init__(self, db: Database, policy: Callable[[], Policy]) -> None:
+    def __init__(
+        self, db: Database, policy: Callable[[], Policy], on_commit: Callable[[int], None] = lambda revision: None
+    ) -> None:
         self.db = db
         self.policy = policy
+        self.on_commit = on_commit  # told every revision this store commits
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        """One write transaction; once it has committed a change, `on_commit` hears its revision."""
+        with self.db.write() as session:
+            yield session
+        if "revision" in session.info:
+            self.on_commit(session.info["revision"])
 
     # -- accounts -----------------------------------------------------------
 
     def create_account(self, account_id: str, name: str, admin: str, who: Who) -> Written:
         """Sign-up: the account with default billing settings and its first admin."""
         try:
-            with self.db.write() as session:
+            with self._write() as session:
                 if session.get(Account, account_id) is not None:
                     raise Conflict(f"account {account_id} already exists", "account_exists")
                 account = Account(
@@ -98,7 +110,7 @@ class Store:
 
     def update_billing_settings(self, account_id: str, values: dict[str, bool], who: Who) -> Written:
         """Change one or both settings. Invariant 2: no restriction without a payment manager."""
-        with self.db.write() as session:
+        with self._write() as session:
             account = self._account(session, account_id, lock=True)
             self._require(session, who.acting_user, "manage_billing_settings", "Account", {"id": account_id})
             before = {name: getattr(account, name) for name in SETTINGS}
@@ -132,7 +144,7 @@ class Store:
 
     def invite(self, account_id: str, user: str, role: str, who: Who) -> Written:
         """Add a member. Invariants 4 (one payment manager) and 5 (one role per user and account)."""
-        with self.db.write() as session:
+        with self._write() as session:
             self._account(session, account_id, lock=True)
             self._require(session, who.acting_user, "manage_members", "Account", {"id": account_id})
             existing = session.get(Membership, (account_id, user))
@@ -153,7 +165,7 @@ class Store:
 
     def change_role(self, account_id: str, user: str, role: str, who: Who) -> Written:
         """Give a member another role. Invariants 1, 3 and 4."""
-        with self.db.write() as session:
+        with self._write() as session:
             account = self._account(session, account_id, lock=True)
             membership = self._membership(session, account_id, user)
             self._refuse_to_touch_protected_payment_manager(session, account, membership, who)
@@ -176,7 +188,7 @@ class Store:
 
     def remove_member(self, account_id: str, user: str, who: Who) -> Written:
         """Remove a member. Invariants 1 and 3."""
-        with self.db.write() as session:
+        with self._write() as session:
             account = self._account(session, account_id, lock=True)
             membership = self._membership(session, account_id, user)
             self._refuse_to_touch_protected_payment_manager(session, account, membership, who)
@@ -195,7 +207,7 @@ class Store:
 
     def add_support_agent(self, user: str, who: Who) -> tuple[Written, bool]:
         """Make `user` a support agent; answers whether anything changed."""
-        with self.db.write() as session:
+        with self._write() as session:
             changelog.lock_counter(session)
             if session.get(SupportAgent, user) is not None:
                 return Written({"user": user, "support_agent": True}, changelog.current_revision(session)), False
@@ -208,7 +220,7 @@ class Store:
             return Written({"user": user, "support_agent": True}, revision), True
 
     def remove_support_agent(self, user: str, who: Who) -> Written:
-        with self.db.write() as session:
+        with self._write() as session:
             changelog.lock_counter(session)
             agent = session.get(SupportAgent, user)
             if agent is None:

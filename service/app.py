@@ -44,7 +44,7 @@ class Runtime:
             db=db,
             policy=policy,
             cache=cache,
-            store=Store(db, policy),
+            store=Store(db, policy, on_commit=cache.note_written),
             authorizer=Authorizer(db, cache, policy),
             keys=KeyRing(cache, preshared),
         )

@@ -45,11 +45,13 @@ def instrument(app: Flask) -> None:
         return response
 
 
-def record_decisions(allowed: int, denied: int) -> None:
+def record_decisions(revision: int, outcomes: list[bool]) -> None:
+    allowed = sum(outcomes)
     if allowed:
         DECISIONS.labels("true").inc(allowed)
-    if denied:
-        DECISIONS.labels("false").inc(denied)
+    if len(outcomes) > allowed:
+        DECISIONS.labels("false").inc(len(outcomes) - allowed)
+    REVISION.set(revision)
 
 
 def render_metrics() -> tuple[bytes, str]:

@@ -82,7 +82,10 @@ def openapi_document() -> dict:
         if parameters:
             operation["parameters"] = parameters
         if declared.body is not None:
-            operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": declared.body}}}
+            operation["requestBody"] = {
+                "required": bool(declared.body.fields),  # an empty schema: the body may be left out
+                "content": {"application/json": {"schema": declared.body}},
+            }
         paths.setdefault(path, {})[declared.method.lower()] = operation
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 TEST_KEY = "test-preshared-key"
 Transport = Callable[[str, str, Any, dict], tuple[int, bytes]]
@@ -42,8 +43,10 @@ class Api:
     def __init__(self, transport: Transport, key: str | None = TEST_KEY) -> None:
         self.transport = transport
         self.key = key
+        # Like the client library: decisions carry the latest revision this caller wrote.
+        self.last_revision = 0
 
-    def with_key(self, key: str | None) -> "Api":
+    def with_key(self, key: str | None) -> Api:
         return Api(self.transport, key)
 
     def call(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None, headers: dict | None = None) -> Answer:
@@ -54,7 +57,10 @@ class Api:
         if payload is not None:
             headers.setdefault("Content-Type", "application/json")
         status, content = self.transport(method, path, payload, headers)
-        return Answer(status, content)
+        answer = Answer(status, content)
+        if method != "GET" and status in (200, 201) and path.startswith(("/v1/accounts", "/v1/support-agents")):
+            self.last_revision = max(self.last_revision, answer.json["revision"])
+        return answer
 
     def get(self, path: str, **kw: Any) -> Answer:
         return self.call("GET", path, **kw)
@@ -74,6 +80,7 @@ class Api:
     # -- shortcuts used by many tests --------------------------------------
 
     def allowed(self, actor: str, action: str, resource: dict, **extra: Any) -> bool:
+        extra.setdefault("at_least_revision", self.last_revision)
         answer = self.post("/v1/authorize", {"actor": user(actor), "action": action, "resource": resource, **extra})
         assert answer.status == 200, answer
         return answer.json["allowed"]

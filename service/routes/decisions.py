@@ -7,6 +7,7 @@ from flask import Blueprint, current_app
 from models.errors import StoreError
 from service import schemas
 from service.declare import endpoint
+from service.metrics import record_decisions
 
 decisions = Blueprint("decisions", __name__)
 
@@ -21,9 +22,11 @@ def _authorizer():
 )
 def authorize(body: dict) -> dict:
     """Answers `allowed` and the revision of the facts it reflects; with `explain: true`, also why."""
-    return _authorizer().authorize(
+    answer = _authorizer().authorize(
         body["actor"]["id"], body["action"], body["resource"], body.get("at_least_revision"), body["explain"]
     )
+    record_decisions(answer["revision"], [answer["allowed"]])
+    return answer
 
 
 @endpoint(
@@ -32,7 +35,9 @@ def authorize(body: dict) -> dict:
 )
 def authorize_batch(body: dict) -> dict:
     """Every check is decided on the same revision of the facts."""
-    return _authorizer().authorize_batch(body["checks"], body.get("at_least_revision"))
+    answer = _authorizer().authorize_batch(body["checks"], body.get("at_least_revision"))
+    record_decisions(answer["revision"], [result["allowed"] for result in answer["results"]])
+    return answer
 
 
 @endpoint(

@@ -101,19 +101,20 @@ def remove_member(account_id: str, user: str, query: dict) -> dict:
 
 
 @endpoint(
-    facts, "/v1/support-agents/<user>", "PUT", scope="write", answer=schemas.SupportAgentAnswer,
+    facts, "/v1/support-agents/<user>", "PUT", scope="write", body=schemas.EmptyBody, answer=schemas.SupportAgentAnswer,
     summary="Make a user a support agent (customer service); idempotent",
 )
-def put_support_agent(user: str) -> dict:
+def put_support_agent(user: str, body: dict) -> dict:
+    """A trusted system change (support tools): no body, or an empty object."""
     written, _changed = _store().add_support_agent(user, _who(None))
     return _with_revision(written)
 
 
 @endpoint(
-    facts, "/v1/support-agents/<user>", "DELETE", scope="write", answer=schemas.SupportAgentAnswer,
-    errors=(404,), summary="Remove a user's support-agent role",
+    facts, "/v1/support-agents/<user>", "DELETE", scope="write", body=schemas.EmptyBody,
+    answer=schemas.SupportAgentAnswer, errors=(404,), summary="Remove a user's support-agent role",
 )
-def delete_support_agent(user: str) -> dict:
+def delete_support_agent(user: str, body: dict) -> dict:
     return _with_revision(_store().remove_support_agent(user, _who(None)))
 
 
