@@ -15,6 +15,15 @@ from sqlalchemy.orm import Session
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_PATH = PROJECT_DIR / "var" / "authz.sqlite3"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# A dead database or network must surface as an error within seconds, not hang a worker.
+POSTGRES_CONNECT_ARGS = {
+    "connect_timeout": 3,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 1,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 5000,
+}
 MIGRATION_LOCK_ID = 7_311_004_201  # any constant: serialises concurrent migrations on PostgreSQL
 
 
@@ -47,7 +56,9 @@ class Database:
             self.write_engine = _sqlite_engine(self.url, begin="BEGIN IMMEDIATE")
         else:
             self.sqlite_path = ""
-            self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+            self.engine = create_engine(
+                self.url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=POSTGRES_CONNECT_ARGS
+            )
             self.write_engine = self.engine
 
     @contextmanager

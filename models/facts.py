@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -24,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from models.changelog import NOTIFY_CHANNEL, current_revision
-from models.db import Database
+from models.db import POSTGRES_CONNECT_ARGS, Database
 from models.errors import StoreError, Unavailable
 from models.tables import Account, ApiKey, Change, Membership, SupportAgent
 
@@ -198,15 +199,16 @@ class FactCache:
             self._settings.clear()
             self._roles.clear()
             self._support.clear()
-        connection = self._connect()
         try:
-            return read(DbFacts(connection))
+            connection = self._connect()
+            try:
+                return read(DbFacts(connection))
+            finally:
+                if not connection.closed:
+                    connection.rollback()
         except SQLAlchemyError as error:
             self._drop_connection()
             raise Unavailable(f"the database cannot be read: {_short(error)}") from error
-        finally:
-            if not connection.closed:
-                connection.rollback()
 
     def _connect(self) -> Connection:
         if self._connection is None or self._connection.closed:
@@ -268,17 +270,21 @@ class PostgresWatcher:
     """Listens for the change log's notifications in a background thread.
 
     Each write notifies its revision at commit. The thread also reads the
-    latest revision once a second, so a lost notification delays freshness by
-    at most a second; `at_least_revision` never waits for it. While the
-    thread has no connection, every decision reads the change log itself.
+    latest revision four times a second, so a lost notification delays
+    freshness by at most that; `at_least_revision` never waits for it. While
+    the thread has no connection, or has not heard from the database for
+    three heartbeats, every decision reads the change log itself, and fails
+    (503) if the database cannot be read: losing the database turns
+    decisions into errors within about a second, never into guesses.
     """
 
-    HEARTBEAT_SECONDS = 1.0
+    HEARTBEAT_SECONDS = 0.25
 
     def __init__(self, db: Database) -> None:
         self.conninfo = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         self.latest = 0
         self.healthy = False
+        self.last_heard = 0.0  # monotonic time of the last successful heartbeat
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -292,13 +298,14 @@ class PostgresWatcher:
         self._stop.set()
 
     def changed(self, revision: int) -> bool:
-        return not self.healthy or self.latest > revision
+        silent = time.monotonic() - self.last_heard > 3 * self.HEARTBEAT_SECONDS
+        return not self.healthy or silent or self.latest > revision
 
     def _run(self) -> None:
         backoff = 0.1
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self.conninfo, autocommit=True, connect_timeout=3) as connection:
+                with psycopg.connect(self.conninfo, autocommit=True, **POSTGRES_CONNECT_ARGS) as connection:
                     connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     self._heartbeat(connection)
                     self.healthy = True
@@ -317,6 +324,7 @@ class PostgresWatcher:
         row = connection.execute("SELECT revision FROM revision_counter WHERE id = 1").fetchone()
         if row is not None:
             self.latest = max(self.latest, row[0])
+        self.last_heard = time.monotonic()
 
 
 def read_revision(db: Database) -> int:

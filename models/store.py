@@ -61,8 +61,13 @@ class Store:
     @contextmanager
     def _write(self) -> Iterator[Session]:
         """One write transaction; once it has committed a change, `on_commit` hears its revision."""
-        with self.db.write() as session:
-            yield session
+        try:
+            with self.db.write() as session:
+                yield session
+        except IntegrityError as error:
+            # The schema's own constraints (one payment manager, one role per user and account)
+            # caught what a concurrent change slipped past the checks above: nothing was written.
+            raise Conflict("the change conflicts with a concurrent change; nothing changed", "concurrent_change") from error
         if "revision" in session.info:
             self.on_commit(session.info["revision"])
 
@@ -70,26 +75,28 @@ class Store:
 
     def create_account(self, account_id: str, name: str, admin: str, who: Who) -> Written:
         """Sign-up: the account with default billing settings and its first admin."""
-        try:
-            with self._write() as session:
-                if session.get(Account, account_id) is not None:
-                    raise Conflict(f"account {account_id} already exists", "account_exists")
-                account = Account(
-                    id=account_id,
-                    name=name,
-                    restrict_subscription_to_payment_manager=False,
-                    auto_add_subscription_invoices_to_purchases=True,
-                )
-                session.add(account)
-                session.add(Membership(account_id=account_id, user_id=admin, role="admin"))
+        exists = Conflict(f"account {account_id} already exists", "account_exists")
+        with self._write() as session:
+            if session.get(Account, account_id) is not None:
+                raise exists
+            account = Account(
+                id=account_id,
+                name=name,
+                restrict_subscription_to_payment_manager=False,
+                auto_add_subscription_invoices_to_purchases=True,
+            )
+            session.add(account)
+            try:
                 session.flush()
-                document = _account_document(account, [{"user": admin, "role": "admin"}])
-                after = {"name": name, **document["billing_settings"], "admin": admin}
-                revision = changelog.append(
-                    session, who, "account.create", account=account_id, user=admin, before={}, after=after
-                )
-        except IntegrityError as error:  # another process created it first
-            raise Conflict(f"account {account_id} already exists", "account_exists") from error
+            except IntegrityError as error:  # another process created it first
+                raise exists from error
+            session.add(Membership(account_id=account_id, user_id=admin, role="admin"))
+            session.flush()
+            document = _account_document(account, [{"user": admin, "role": "admin"}])
+            after = {"name": name, **document["billing_settings"], "admin": admin}
+            revision = changelog.append(
+                session, who, "account.create", account=account_id, user=admin, before={}, after=after
+            )
         return Written(document, revision)
 
     def account(self, account_id: str, acting_user: str | None) -> Written:

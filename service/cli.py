@@ -39,10 +39,7 @@ def main() -> None:
 @click.option("--port", default=lambda: int(os.environ.get("PORT", "8000")), type=int, show_default="$PORT or 8000")
 @click.option("--workers", default=lambda: int(os.environ.get("AUTHZ_WORKERS", "2")), type=int, show_default="2")
 def serve(host: str, port: int, workers: int) -> None:
-    """Migrate the database, then serve the API with gunicorn."""
-    from models.db import Database
-
-    Database().migrate()
+    """Serve the API with gunicorn (the app migrates the database as it loads)."""
     metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not metrics_dir:
         metrics_dir = tempfile.mkdtemp(prefix="authz-metrics-")

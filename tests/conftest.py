@@ -6,6 +6,8 @@ import os
 import shutil
 import sqlite3
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -28,9 +30,9 @@ def _postgres_reachable() -> str | None:
         return str(error).strip().splitlines()[0]
 
 
-@pytest.fixture(scope="session")
-def postgres_database():
-    """A database created for this test session on the local PostgreSQL, dropped at the end."""
+@contextmanager
+def new_postgres_database(host: str | None = None, port: int | None = None) -> Iterator[str]:
+    """Create a migrated database on the local PostgreSQL; yields its URL (through host:port if given); drops it."""
     problem = _postgres_reachable()
     if problem is not None:
         pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_ADMIN} ({problem}): PostgreSQL runs skipped")
@@ -38,11 +40,33 @@ def postgres_database():
     with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')
     base = POSTGRES_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    url = f"{base}/{name}"
+    Database(f"{base}/{name}").migrate()
+    if host is not None:
+        base = f"postgresql+psycopg://{host}:{port}"
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def new_database(kind: str, directory: Path) -> Iterator[str]:
+    """A fresh, migrated database of `kind` ("sqlite" or "postgresql")."""
+    if kind == "postgresql":
+        with new_postgres_database() as url:
+            yield url
+        return
+    url = f"sqlite:///{directory / f'authz-{uuid.uuid4().hex[:8]}.sqlite3'}"
     Database(url).migrate()
     yield url
-    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_database():
+    """A database created for this test session on the local PostgreSQL, dropped at the end."""
+    with new_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
