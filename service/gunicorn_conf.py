@@ -9,6 +9,7 @@ preload_app = True  # compile the policy once, in the master, before forking
 timeout = 30
 graceful_timeout = 10
 accesslog = None
+control_socket_disable = True  # several servers may run side by side (tests, benchmarks); none is managed that way
 
 
 def post_fork(server, worker):
