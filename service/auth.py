@@ -1,4 +1,7 @@
-"""API keys of calling services: `Authorization: Bearer <key>`, scopes `check` and `write`.
+"""API keys of calling services: `Authorization: Bearer <key>` and their scopes.
+
+Scopes: `check` (decisions), `write` (facts), `audit` (read the change log and
+the auditor pages), `admin` (reload the policy).
 
 A key is `authz_<id>_<secret>`; only the sha256 of the secret is stored (the
 secret is 256 random bits, so a fast hash is enough) and it is compared in
@@ -22,7 +25,7 @@ from models.facts import FactCache
 from models.tables import ApiKey
 from service.errors import ApiError
 
-SCOPES = ("check", "write")
+SCOPES = ("check", "write", "audit", "admin")
 PRESHARED_KEY_ID = "preshared"
 KEY_PREFIX = "authz_"
 
@@ -59,9 +62,10 @@ class KeyRing:
         return Caller(key_id, frozenset(stored[1].split(",")))
 
     @staticmethod
-    def require(caller: Caller, scope: str) -> None:
-        if scope not in caller.scopes:
-            raise ApiError(403, "missing_scope", f"this API key lacks the `{scope}` scope")
+    def require(caller: Caller, scopes: tuple[str, ...]) -> None:
+        """403 unless the key holds one of `scopes`."""
+        if not caller.scopes & set(scopes):
+            raise ApiError(403, "missing_scope", f"this API key lacks the `{'` or `'.join(scopes)}` scope")
 
 
 def _split(presented: str) -> tuple[str, str]:

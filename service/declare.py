@@ -27,7 +27,7 @@ class Endpoint:
     rule: str
     method: str
     summary: str
-    scope: str | None
+    scope: str | tuple[str, ...] | None
     body: Schema | None
     query: Schema | None
     answer: Schema | None
@@ -47,7 +47,7 @@ def endpoint(
     method: str = "GET",
     *,
     summary: str,
-    scope: str | None = None,  # "check", "write", "any" (any valid key) or None (no key)
+    scope: str | tuple[str, ...] | None = None,  # a scope, alternatives, "any" (any valid key), None (no key)
     body: type[Schema] | None = None,
     query: type[Schema] | None = None,
     answer: type[Schema] | None = None,
@@ -82,7 +82,7 @@ def endpoint(
                 runtime.cache.sync()
                 g.caller = runtime.keys.authenticate(request.headers.get("Authorization"))
                 if scope != "any":
-                    runtime.keys.require(g.caller, scope)
+                    runtime.keys.require(g.caller, scope if isinstance(scope, tuple) else (scope,))
             for name, value in path_arguments.items():
                 _check_path_argument(name, value)
             arguments = dict(path_arguments)

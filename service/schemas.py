@@ -271,6 +271,14 @@ class ChangesAnswer(Schema):
     revision = fields.Integer(required=True)
 
 
+class VerificationAnswer(Schema):
+    ok = fields.Boolean(required=True)
+    entries = fields.Integer(required=True)
+    revision = fields.Integer(required=True)
+    first_bad_revision = fields.Integer(required=True, allow_none=True)
+    problem = fields.String(required=True, allow_none=True)
+
+
 # -- operations -------------------------------------------------------------
 
 

@@ -119,7 +119,7 @@ def delete_support_agent(user: str, body: dict) -> dict:
 
 
 @endpoint(
-    facts, "/v1/changes", "GET", scope="write", query=schemas.ChangesQuery, answer=schemas.ChangesAnswer,
+    facts, "/v1/changes", "GET", scope=("write", "audit"), query=schemas.ChangesQuery, answer=schemas.ChangesAnswer,
     summary="The change log, oldest first: who changed what, when, before and after",
 )
 def list_changes(query: dict) -> dict:
@@ -127,3 +127,18 @@ def list_changes(query: dict) -> dict:
     entries, revision = _store().changes(query.get("account"), query["after"], query["limit"])
     next_after = entries[-1]["revision"] if len(entries) == query["limit"] else None
     return {"changes": entries, "next_after": next_after, "revision": revision}
+
+
+@endpoint(
+    facts, "/v1/changes/verify", "GET", scope=("write", "audit"), answer=schemas.VerificationAnswer,
+    summary="Check the change log's hash chain: the first entry edited, deleted or reordered",
+)
+def verify_changes() -> dict:
+    result = _store().verify_changes()
+    return {
+        "ok": result.ok,
+        "entries": result.entries,
+        "revision": result.revision,
+        "first_bad_revision": result.first_bad_revision,
+        "problem": result.problem,
+    }
