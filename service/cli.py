@@ -70,7 +70,7 @@ def keys() -> None:
 
 @keys.command("create")
 @click.option("--name", required=True, help="which service the key is for")
-@click.option("--scopes", default="check", show_default=True, help="comma-separated: check, write")
+@click.option("--scopes", default="check", show_default=True, help="comma-separated: check, write, audit, admin")
 def keys_create(name: str, scopes: str) -> None:
     """Create a key; it is printed once and only its hash is stored."""
     from models.db import Database

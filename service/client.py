@@ -160,7 +160,7 @@ class AuthzClient:
         body: dict[str, Any] = {"actor": _user(actor_id), "action": action, "resource": resource}
         if explain:
             body["explain"] = True
-        answer = self._decide("/v1/authorize", body, at_least_revision)
+        answer = self._decide("/v1/authorize", body, self._consistency_floor(at_least_revision))
         explanation = answer.get("explanation")
         return Decision(
             allowed=_expect(answer.get("allowed"), bool, "allowed"),
@@ -199,7 +199,8 @@ class AuthzClient:
 
     def actions(self, actor_id: str, resource: dict, *, at_least_revision: int | None = None) -> list[str]:
         """Every action `actor_id` may do on `resource`, sorted."""
-        answer = self._decide("/v1/actions", {"actor": _user(actor_id), "resource": resource}, at_least_revision)
+        body = {"actor": _user(actor_id), "resource": resource}
+        answer = self._decide("/v1/actions", body, self._consistency_floor(at_least_revision))
         return _expect_strings(answer.get("actions"), "actions")
 
     def list(
@@ -292,7 +293,7 @@ class AuthzClient:
         return self._fact("DELETE", _path("support-agents", user))
 
     def changes(self, account: str | None = None, after: int = 0, limit: int = 1000) -> dict[str, Any]:
-        """Change-log entries after revision `after`, oldest first; pass `next_after` back for more."""
+        """Change-log entries after revision `after`, oldest first; pass `next_after` back for more (scope `write` or `audit`)."""
         query: dict[str, Any] = {"after": after, "limit": limit}
         if account is not None:
             query["account"] = account
@@ -307,8 +308,8 @@ class AuthzClient:
         with self._revision_lock:
             self._last_revision = max(self._last_revision, revision)
 
-    def _decide(self, path: str, body: dict[str, Any], at_least_revision: int | None) -> dict[str, Any]:
-        floor = self._consistency_floor(at_least_revision)
+    def _decide(self, path: str, body: dict[str, Any], floor: int) -> dict[str, Any]:
+        """A decision request, answered from facts reflecting at least revision `floor` (when above 0)."""
         if floor > 0:
             body["at_least_revision"] = floor
         return self._request("POST", path, body, None, safe_to_repeat=True)

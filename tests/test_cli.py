@@ -60,7 +60,7 @@ def test_keys_create_list_revoke(cli, api):
     listing = cli("keys", "list").output
     key_id = key.split("_")[1]
     assert key_id in listing and "billing" in listing and "active" in listing
-    assert cli("keys", "create", "--name", "x", "--scopes", "admin").exit_code == 2
+    assert cli("keys", "create", "--name", "x", "--scopes", "root").exit_code == 2
     assert cli("keys", "revoke", key_id).exit_code == 0
     assert api.with_key(key).get("/v1/changes").status == 401
     assert "revoked" in cli("keys", "list").output
