@@ -81,6 +81,8 @@ class FactCache:
         self.watcher = SqliteWatcher(db) if db.is_sqlite else PostgresWatcher(db)
         self.revision = -1  # unknown until the first sync
         self._written = 0  # the latest revision this process wrote itself
+        # Told when the log records a new policy (or after a reset): see service.policy_keeper.
+        self.on_policy_change: Callable[[], None] = lambda: None
         self._settings: dict[str, tuple[bool, bool] | None] = {}
         self._roles: dict[tuple[str, str], str | None] = {}
         self._support: dict[str, bool] = {}
@@ -130,6 +132,8 @@ class FactCache:
         for revision, kind, account, user in rows:
             self._evict(kind, account, user)
             self.revision = revision
+            if kind == "policy.load":
+                self.on_policy_change()
 
     def _reset(self) -> None:
         """Forget every cached fact and start from the latest revision."""
@@ -143,6 +147,7 @@ class FactCache:
             self.revision = current_revision(connection)
         finally:
             connection.rollback()
+        self.on_policy_change()
 
     def _evict(self, kind: str, account: str | None, user: str | None) -> None:
         if kind.startswith("api_key."):

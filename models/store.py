@@ -27,6 +27,7 @@ from models.changelog import Who
 from models.db import Database
 from models.errors import Conflict, Forbidden, NotFound
 from models.facts import DbFacts
+from models.history import POLICY_KIND, recorded_policy
 from models.tables import Account, Change, Membership, SupportAgent
 from policies.engine import Policy
 from policies.situations import situation_of
@@ -243,6 +244,21 @@ class Store:
     def support_agents(self) -> list[str]:
         with self.db.read() as connection:
             return list(connection.execute(select(SupportAgent.user_id).order_by(SupportAgent.user_id)).scalars())
+
+    # -- the policy ---------------------------------------------------------
+
+    def record_policy(self, policy: Policy, who: Who) -> int | None:
+        """Record `policy` as the policy in force, unless it already is; answers the new revision or None."""
+        with self._write() as session:
+            changelog.lock_counter(session)
+            recorded = recorded_policy(session)
+            if recorded is not None and recorded[1] == policy.sha256:
+                return None
+            return changelog.append(
+                session, who, POLICY_KIND,
+                before={"sha256": recorded[1] if recorded else None},
+                after={"sha256": policy.sha256, "text": policy.text, "source": policy.source_name},
+            )
 
     # -- the change log -----------------------------------------------------
 

@@ -78,7 +78,11 @@ class Change(Base):
     """
 
     __tablename__ = "changes"
-    __table_args__ = (Index("changes_by_account", "account_id", "revision"),)
+    __table_args__ = (
+        Index("changes_by_account", "account_id", "revision"),
+        Index("changes_by_user", "user_id", "revision"),
+        Index("changes_by_kind", "kind", "revision"),
+    )
 
     revision: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     at: Mapped[str] = mapped_column(String(40))

@@ -70,15 +70,6 @@ class Policy:
         except PolarError as error:
             raise PolicyError(f"{source_name}: evaluating the policy failed: {error}") from error
 
-    @classmethod
-    def from_file(cls, path: Path | str | None = None) -> Policy:
-        path = Path(path) if path is not None else policy_path()
-        try:
-            text = path.read_text()
-        except OSError as error:
-            raise PolicyError(f"cannot read the policy {path}: {error}") from error
-        return cls(text, source_name=path.name)
-
     @cached_property
     def actions(self) -> dict[str, tuple[str, ...]]:
         """For each resource type, every action the policy grants in some situation, sorted."""
@@ -111,20 +102,25 @@ def _other_user(resource: object):
     return getattr(resource, "owner", None) or resource.user
 
 
-_loaded: dict[tuple[str, str], Policy] = {}
+_compiled: dict[str, Policy] = {}
+
+
+def policy_from_text(text: str, source_name: str = "policy.polar") -> Policy:
+    """The policy of this text, compiled once per process (compiling takes about a second)."""
+    sha256 = hashlib.sha256(text.encode()).hexdigest()
+    if sha256 not in _compiled:
+        _compiled[sha256] = Policy(text, source_name=source_name)
+    return _compiled[sha256]
 
 
 def load_policy(path: Path | str | None = None) -> Policy:
-    """The policy at `path` (default: `policy_path()`), compiled once per process for each distinct text."""
+    """The policy in the file at `path` (default: `policy_path()`)."""
     path = Path(path) if path is not None else policy_path()
     try:
         text = path.read_text()
     except OSError as error:
         raise PolicyError(f"cannot read the policy {path}: {error}") from error
-    key = (str(path), hashlib.sha256(text.encode()).hexdigest())
-    if key not in _loaded:
-        _loaded[key] = Policy(text, source_name=path.name)
-    return _loaded[key]
+    return policy_from_text(text, path.name)
 
 
 class PolicyInForce:

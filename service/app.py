@@ -11,12 +11,13 @@ from flask import Flask
 from models.db import Database
 from models.facts import FactCache
 from models.store import Store
-from policies.engine import PolicyInForce, load_policy
+from policies.engine import PolicyInForce, load_policy, policy_path
 from service.auth import KeyRing
 from service.authorizer import Authorizer
 from service.declare import MAX_BODY_BYTES
 from service.errors import register_error_handlers
 from service.metrics import instrument
+from service.policy_keeper import PolicyKeeper
 
 
 @dataclass
@@ -29,24 +30,39 @@ class Runtime:
     store: Store
     authorizer: Authorizer
     keys: KeyRing
+    keeper: PolicyKeeper
 
     @classmethod
     def build(cls, config: dict[str, Any] | None = None) -> Runtime:
-        """Open the database (migrating it unless MIGRATE is false), load the policy, wire the parts."""
+        """Open the database (migrating it unless MIGRATE is false), load the policy, wire the parts.
+
+        ADOPT_POLICY_FILE (the service: true) makes the policy file the policy in
+        force if it is new and passes the scenarios; otherwise (the command-line
+        tool) the process decides with the policy the change log records.
+        """
         config = dict(config or {})
         db = Database(config.get("DATABASE_URL") or os.environ.get("DATABASE_URL"))
         if config.get("MIGRATE", True):
             db.migrate()
-        policy = PolicyInForce(load_policy(config.get("AUTHZ_POLICY") or os.environ.get("AUTHZ_POLICY")))
+        path = config.get("AUTHZ_POLICY") or os.environ.get("AUTHZ_POLICY") or policy_path()
+        policy = PolicyInForce(load_policy(path))
         cache = FactCache(db)
+        store = Store(db, policy, on_commit=cache.note_written)
+        keeper = PolicyKeeper(db, store, policy, path)
+        cache.on_policy_change = keeper.follow
+        if config.get("ADOPT_POLICY_FILE", True):
+            keeper.adopt_file()
+        else:
+            keeper.follow()
         preshared = config.get("AUTHZ_PRESHARED_KEY", os.environ.get("AUTHZ_PRESHARED_KEY"))
         return cls(
             db=db,
             policy=policy,
             cache=cache,
-            store=Store(db, policy, on_commit=cache.note_written),
-            authorizer=Authorizer(db, cache, policy),
+            store=store,
+            authorizer=Authorizer(db, cache, policy, keeper),
             keys=KeyRing(cache, preshared),
+            keeper=keeper,
         )
 
     def after_fork(self) -> None:

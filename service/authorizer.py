@@ -14,14 +14,17 @@ from typing import Any
 
 from sqlalchemy import and_, false, or_, select
 
+from models.changelog import current_revision
 from models.db import Database
 from models.errors import StoreError
-from models.facts import FactCache
+from models.facts import FactCache, RevisionAhead
+from models.history import FactsAsOf
 from models.tables import Account, Membership
 from policies.engine import Policy
 from policies.explain import explain
 from policies.situations import Names, Situation, situation_of
 from policies.world import RESOURCE_TYPES, ROLES
+from service.policy_keeper import PolicyKeeper
 
 Resource = dict[str, str]
 
@@ -31,10 +34,11 @@ class UnknownAction(StoreError):
 
 
 class Authorizer:
-    def __init__(self, db: Database, cache: FactCache, policy: Callable[[], Policy]) -> None:
+    def __init__(self, db: Database, cache: FactCache, policy: Callable[[], Policy], keeper: PolicyKeeper) -> None:
         self.db = db
         self.cache = cache
         self.policy = policy
+        self.keeper = keeper
 
     def _situation(self, actor: str, resource: Resource) -> Situation:
         attributes = {name: value for name, value in resource.items() if name != "type"}
@@ -48,12 +52,22 @@ class Authorizer:
             )
 
     def authorize(
-        self, actor: str, action: str, resource: Resource, at_least_revision: int | None = None, with_explanation: bool = False
+        self,
+        actor: str,
+        action: str,
+        resource: Resource,
+        at_least_revision: int | None = None,
+        with_explanation: bool = False,
+        as_of_revision: int | None = None,
     ) -> dict[str, Any]:
-        policy = self.policy()
+        """One decision, now (at least as of `at_least_revision`) or as it was at `as_of_revision`."""
+        if as_of_revision is not None:
+            policy, situation, revision = self._as_of(as_of_revision, actor, resource)
+        else:
+            policy = self.policy()
+            with self.cache.fresh(at_least_revision) as revision:
+                situation = self._situation(actor, resource)
         self._check_action(policy, resource["type"], action)
-        with self.cache.fresh(at_least_revision) as revision:
-            situation = self._situation(actor, resource)
         answer: dict[str, Any] = {
             "allowed": policy.is_allowed(situation, action),
             "revision": revision,
@@ -62,6 +76,16 @@ class Authorizer:
         if with_explanation:
             answer["explanation"] = explain(policy, situation, _names(actor, resource), action)
         return answer
+
+    def _as_of(self, revision: int, actor: str, resource: Resource) -> tuple[Policy, Situation, int]:
+        """The policy and the situation as they were at `revision`, rebuilt from the change log."""
+        with self.db.read() as session:
+            latest = current_revision(session)
+            if revision > latest:
+                raise RevisionAhead(f"as_of_revision {revision} is ahead of the latest revision, {latest}")
+            attributes = {name: value for name, value in resource.items() if name != "type"}
+            situation = situation_of(FactsAsOf(session, revision), resource["type"], actor, attributes)
+        return self.keeper.at(revision), situation, revision
 
     def authorize_batch(self, checks: list[dict], at_least_revision: int | None = None) -> dict[str, Any]:
         policy = self.policy()
@@ -77,10 +101,15 @@ class Authorizer:
             ]
         return {"results": results, "revision": revision, "policy": policy.sha256}
 
-    def actions(self, actor: str, resource: Resource, at_least_revision: int | None = None) -> dict[str, Any]:
-        policy = self.policy()
-        with self.cache.fresh(at_least_revision) as revision:
-            situation = self._situation(actor, resource)
+    def actions(
+        self, actor: str, resource: Resource, at_least_revision: int | None = None, as_of_revision: int | None = None
+    ) -> dict[str, Any]:
+        if as_of_revision is not None:
+            policy, situation, revision = self._as_of(as_of_revision, actor, resource)
+        else:
+            policy = self.policy()
+            with self.cache.fresh(at_least_revision) as revision:
+                situation = self._situation(actor, resource)
         return {"actions": sorted(policy.allowed_actions(situation)), "revision": revision, "policy": policy.sha256}
 
     def list_accounts(

@@ -21,7 +21,8 @@ from models.errors import StoreError
 def _runtime():
     from service.app import Runtime
 
-    return Runtime.build()
+    # Decide as the service does: with the policy the change log records, never recording another.
+    return Runtime.build({"ADOPT_POLICY_FILE": False})
 
 
 def _fail(message: str) -> None:
@@ -128,6 +129,7 @@ def _resource(resource_type: str, attributes: tuple[str, ...]) -> dict:
 
 
 _decision_arguments = [
+    click.option("--as-of-revision", type=int, default=None, help="decide as of this past revision"),
     click.argument("user"),
     click.argument("action"),
     click.argument("resource_type"),
@@ -143,11 +145,13 @@ def _decision_command(function):
 
 @main.command()
 @_decision_command
-def check(user: str, action: str, resource_type: str, attributes: tuple[str, ...]) -> None:
+def check(user: str, action: str, resource_type: str, attributes: tuple[str, ...], as_of_revision: int | None) -> None:
     """Decide once: `authz check u_client view_subscription Account id=acc_b`. Exit 0 allowed, 1 denied."""
     runtime = _runtime()
     try:
-        answer = runtime.authorizer.authorize(user, action, _resource(resource_type, attributes))
+        answer = runtime.authorizer.authorize(
+            user, action, _resource(resource_type, attributes), as_of_revision=as_of_revision
+        )
     except StoreError as error:
         _fail(error.message)
     click.echo(f"{'allowed' if answer['allowed'] else 'denied'} (revision {answer['revision']})")
@@ -157,18 +161,25 @@ def check(user: str, action: str, resource_type: str, attributes: tuple[str, ...
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="print the explanation as JSON")
 @_decision_command
-def explain(user: str, action: str, resource_type: str, attributes: tuple[str, ...], as_json: bool) -> None:
+def explain(
+    user: str, action: str, resource_type: str, attributes: tuple[str, ...], as_json: bool, as_of_revision: int | None
+) -> None:
     """Explain one decision in business words: the facts, the rules, what would change it."""
     runtime = _runtime()
     try:
-        answer = runtime.authorizer.authorize(user, action, _resource(resource_type, attributes), with_explanation=True)
+        answer = runtime.authorizer.authorize(
+            user, action, _resource(resource_type, attributes), with_explanation=True, as_of_revision=as_of_revision
+        )
     except StoreError as error:
         _fail(error.message)
     if as_json:
         click.echo(json.dumps(answer, indent=2))
         return
     explanation = answer["explanation"]
-    click.echo(f"{'ALLOWED' if answer['allowed'] else 'DENIED'} at revision {answer['revision']}")
+    click.echo(
+        f"{'ALLOWED' if answer['allowed'] else 'DENIED'} at revision {answer['revision']}"
+        f"{' (as of that revision)' if as_of_revision is not None else ''}, policy {answer['policy'][:12]}"
+    )
     click.echo(explanation["summary"])
     click.echo("\nFacts:")
     for fact in explanation["facts"]:
@@ -247,6 +258,8 @@ def changes_list(account: str | None, after: int, limit: int) -> None:
     runtime = _runtime()
     entries, _revision = runtime.store.changes(account, after, limit)
     for entry in entries:
+        if "text" in entry["after"]:  # a recorded policy: its sha256 says which, the text is long
+            entry["after"]["text"] = f"<{len(entry['after']['text'])} characters>"
         who = entry["acting_user"] or "system"
         click.echo(
             f"{entry['revision']:>6}  {entry['at']}  {entry['kind']:<24} account={entry['account']} "

@@ -23,3 +23,11 @@ def child_exit(server, worker):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def on_reload(server):
+    """SIGHUP: load policy.polar again; it is used only if it loads and passes every scenario."""
+    from service.wsgi import app
+
+    result = app.extensions["authz"].keeper.reload()
+    (server.log.info if result.loaded else server.log.error)("policy reload: %s", result.reason)

@@ -91,13 +91,25 @@ class ConsistencyFields(Schema):
     )
 
 
+class TimeTravelFields(ConsistencyFields):
+    as_of_revision = StrictInteger(
+        validate=validate.Range(min=0),
+        metadata={"description": "answer as of this past revision, from facts rebuilt from the change log"},
+    )
+
+    @validates_schema
+    def _not_both(self, data: dict, **kwargs: Any) -> None:
+        if "as_of_revision" in data and "at_least_revision" in data:
+            raise ValidationError("give at_least_revision or as_of_revision, not both", "as_of_revision")
+
+
 class CheckSchema(Schema):
     actor = fields.Nested(ActorSchema, required=True)
     action = fields.String(required=True, validate=[validate.Length(1, 64), _PRINTABLE])
     resource = ResourceField(required=True)
 
 
-class AuthorizeRequest(CheckSchema, ConsistencyFields):
+class AuthorizeRequest(CheckSchema, TimeTravelFields):
     explain = StrictBoolean(load_default=False)
 
 
@@ -107,7 +119,7 @@ class BatchRequest(ConsistencyFields):
     )
 
 
-class ActionsRequest(ConsistencyFields):
+class ActionsRequest(TimeTravelFields):
     actor = fields.Nested(ActorSchema, required=True)
     resource = ResourceField(required=True)
 
@@ -296,6 +308,12 @@ class ReadyAnswer(Schema):
 class PolicyAnswer(Schema):
     sha256 = fields.String(required=True)
     text = fields.String(required=True)
+
+
+class PolicyReloadAnswer(Schema):
+    sha256 = fields.String(required=True)
+    revision = fields.Integer(required=True, allow_none=True, metadata={"description": "null: already in force"})
+    reason = fields.String(required=True)
 
 
 class ErrorDetail(Schema):

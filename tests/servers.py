@@ -17,6 +17,7 @@ import requests
 from tests.support import TEST_KEY
 
 PROJECT = Path(__file__).resolve().parent.parent
+MASTER_PIDS: dict[str, int] = {}  # base URL -> gunicorn master pid (`authz serve` execs gunicorn in place)
 
 
 def free_port() -> int:
@@ -57,8 +58,10 @@ def running_server(database_url: str, workers: int = 2, env: dict | None = None)
             if time.monotonic() > deadline:
                 raise RuntimeError("authz serve did not become ready in 60 s")
             time.sleep(0.1)
+        MASTER_PIDS[base] = process.pid
         yield base
     finally:
+        MASTER_PIDS.pop(base, None)
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=15)

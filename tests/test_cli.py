@@ -71,4 +71,4 @@ def test_changes_list_and_verify(cli):
     listing = cli("changes", "list", "--account", "acc_b").output.splitlines()
     assert len(listing) == 3 and "member.invite" in listing[1]
     verified = cli("changes", "verify")
-    assert verified.exit_code == 0 and verified.output.startswith("intact: 3 entries")
+    assert verified.exit_code == 0 and verified.output.startswith("intact: 4 entries")  # the policy, then 3 changes

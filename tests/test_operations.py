@@ -11,9 +11,10 @@ POLICY = Path(__file__).resolve().parent.parent / "policy.polar"
 
 
 def test_readyz_reports_revision_and_policy(api):
+    base = api.revision()
     api.create_account("acc_1", "u_1")
     ready = api.get("/readyz").json
-    assert ready["status"] == "ready" and ready["revision"] == 1
+    assert ready["status"] == "ready" and ready["revision"] == base + 1
     assert ready["policy"] == hashlib.sha256(POLICY.read_bytes()).hexdigest()
 
 

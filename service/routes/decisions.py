@@ -21,9 +21,18 @@ def _authorizer():
     summary="May this actor do this action on this resource?",
 )
 def authorize(body: dict) -> dict:
-    """Answers `allowed` and the revision of the facts it reflects; with `explain: true`, also why."""
+    """Answers `allowed` and the revision of the facts it reflects; with `explain: true`, also why.
+
+    With `as_of_revision: N`, answers as of revision N: facts rebuilt from the change log, and the
+    policy that was in force then.
+    """
     answer = _authorizer().authorize(
-        body["actor"]["id"], body["action"], body["resource"], body.get("at_least_revision"), body["explain"]
+        body["actor"]["id"],
+        body["action"],
+        body["resource"],
+        body.get("at_least_revision"),
+        body["explain"],
+        body.get("as_of_revision"),
     )
     record_decisions(answer["revision"], [answer["allowed"]])
     return answer
@@ -45,7 +54,9 @@ def authorize_batch(body: dict) -> dict:
     summary="Every action this actor may do on this resource, sorted",
 )
 def actions(body: dict) -> dict:
-    return _authorizer().actions(body["actor"]["id"], body["resource"], body.get("at_least_revision"))
+    return _authorizer().actions(
+        body["actor"]["id"], body["resource"], body.get("at_least_revision"), body.get("as_of_revision")
+    )
 
 
 @endpoint(

@@ -58,3 +58,18 @@ def policy() -> dict:
 
 def _json(body: dict, status: int) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+@endpoint(
+    operations, "/v1/policy/reload", "POST", scope="admin", body=schemas.EmptyBody, answer=schemas.PolicyReloadAnswer,
+    errors=(409,), summary="Load the policy file again; it replaces the one in force only if it passes every scenario",
+)
+def reload_policy(body: dict):
+    """Every worker and host follows within one revision (the new policy is recorded in the change log).
+
+    A policy that does not load or fails a scenario is refused (409) and the policy in force keeps serving.
+    """
+    result = current_app.extensions["authz"].keeper.reload()
+    if not result.loaded:
+        return _json(error_body("policy_rejected", result.reason), 409)
+    return {"sha256": result.sha256, "revision": result.revision, "reason": result.reason}
