@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 
@@ -75,7 +76,8 @@ def test_an_invalid_policy_is_refused_and_the_old_one_keeps_serving(reloadable, 
     assert answer.status == 409 and answer.error_code == "policy_rejected"
     assert words in answer.json["error"]["message"]
     if text is NARROWER:
-        assert "FAIL  " in answer.json["error"]["message"] and "5 of 7 scenarios pass" in answer.json["error"]["message"]
+        message = answer.json["error"]["message"]
+        assert "FAIL  " in message and re.search(r"\d+ of \d+ scenarios pass", message)
     assert reloadable.get("/v1/policy").json["sha256"] == before
     assert reloadable.revision() == revision
     assert reloadable.allowed("u_admin", "view_workspace", account("acc_1"))
