@@ -18,11 +18,13 @@ MAX_BATCH = 1000
 MAX_PAGE_SIZE = 10_000
 MAX_CHANGES_LIMIT = 10_000
 _PRINTABLE = validate.Regexp(r"^[^\x00-\x1f\x7f]+$", error="must not contain control characters")
+# An id appears in URL paths (/v1/accounts/{id}/members/{user}), so it cannot hold a slash.
+_ID = validate.Regexp(r"^[^\x00-\x1f\x7f/]+$", error="must not contain control characters or '/'")
 
 
 def Id(**kwargs: Any) -> fields.String:
-    """A non-empty identifier such as `acc_1` or `u_42`."""
-    return fields.String(validate=[validate.Length(1, MAX_ID_LENGTH), _PRINTABLE], **kwargs)
+    """A non-empty identifier such as `acc_1` or `u_42`: no control characters, no slash."""
+    return fields.String(validate=[validate.Length(1, MAX_ID_LENGTH), _ID], **kwargs)
 
 
 class StrictBoolean(fields.Boolean):

@@ -57,6 +57,8 @@ CASES = [
     ("POST", "/v1/accounts", {"id": "acc_2", "name": "Two"}, "admin"),
     ("POST", "/v1/accounts", {"id": "acc_2", "name": "", "admin": "u_1"}, "name"),
     ("POST", "/v1/accounts", {"id": ["acc_2"], "name": "Two", "admin": "u_1"}, "id"),
+    ("POST", "/v1/accounts", {"id": "acc/2", "name": "Two", "admin": "u_1"}, "id"),
+    ("POST", f"/v1/accounts/{A}/members", {"user": "u/2", "role": "reader"}, "user"),
     ("POST", "/v1/accounts", {"id": "acc_2", "name": "Two", "admin": "u_1", "acting_user": "u_1"}, "acting_user"),
     ("PATCH", f"/v1/accounts/{A}/billing-settings", {}, "restrict_subscription_to_payment_manager"),
     ("PATCH", f"/v1/accounts/{A}/billing-settings", {"acting_user": "u_1"}, "restrict_subscription_to_payment_manager"),
