@@ -16,8 +16,12 @@ from service.auth import KeyRing
 from service.authorizer import Authorizer
 from service.declare import MAX_BODY_BYTES
 from service.errors import register_error_handlers
+from service.logs import request_logging
 from service.metrics import instrument
 from service.policy_keeper import PolicyKeeper
+from service.routes.decisions import decisions
+from service.routes.facts import facts
+from service.routes.operations import operations
 
 
 @dataclass
@@ -76,13 +80,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["authz"] = Runtime.build(config)
 
-    from service.routes.decisions import decisions
-    from service.routes.facts import facts
-    from service.routes.operations import operations
-
     app.register_blueprint(decisions)
     app.register_blueprint(facts)
     app.register_blueprint(operations)
     register_error_handlers(app)
     instrument(app)
+    request_logging(app)
     return app

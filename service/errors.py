@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
+from flask import Flask, g, jsonify
 from marshmallow import ValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
@@ -12,6 +12,10 @@ from werkzeug.exceptions import HTTPException
 from models.errors import StoreError
 
 log = logging.getLogger("authz")
+UNAVAILABLE_MESSAGE = (
+    "the database cannot be reached: nothing was decided, and a change in progress was rolled back "
+    "(unless the connection dropped while it was being committed: read before repeating it)"
+)
 
 
 class ApiError(Exception):
@@ -70,10 +74,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
     def _database_error(error: Exception):
-        log.warning("database error: %s", type(error).__name__)
-        return jsonify(error_body("unavailable", "the database cannot be reached; nothing was decided or written")), 503
+        log.warning("database error: %s", type(error).__name__, extra={"fields": {"request_id": g.get("request_id")}})
+        return jsonify(error_body("unavailable", UNAVAILABLE_MESSAGE)), 503
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
-        log.exception("unexpected error")
+        log.exception("unexpected error", extra={"fields": {"request_id": g.get("request_id")}})
         return jsonify(error_body("internal_error", "an unexpected error occurred; nothing was decided")), 500
