@@ -9,8 +9,17 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields
 
+from policies.engine import Policy
 from service.declare import ENDPOINTS
-from service.schemas import RESOURCE_SCHEMAS, ErrorAnswer, QueryInteger, ResourceField, StrictBoolean, StrictInteger
+from service.schemas import (
+    ID_PATTERN,
+    RESOURCE_SCHEMAS,
+    ErrorAnswer,
+    QueryInteger,
+    ResourceField,
+    StrictBoolean,
+    StrictInteger,
+)
 
 STATUS_TEXT = {
     200: "OK",
@@ -34,8 +43,13 @@ def _resource_field(self, field: fields.Field, **kwargs: Any) -> dict:
     return {}
 
 
+def openapi_document(policy: Policy) -> dict:
+    """The document for the policy in force: its actions are part of the contract."""
+    return _document_for(policy.sha256, tuple((name, tuple(actions)) for name, actions in policy.actions.items()))
+
+
 @cache
-def openapi_document() -> dict:
+def _document_for(policy_sha256: str, actions: tuple[tuple[str, tuple[str, ...]], ...]) -> dict:
     plugin = MarshmallowPlugin(schema_name_resolver=_schema_name)
     spec = APISpec(
         title="authz",
@@ -74,7 +88,12 @@ def openapi_document() -> dict:
         if declared.scope is not None:
             operation["security"] = [{"bearer": []}]
         parameters = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1, "maxLength": 200}}
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": ID_PATTERN},
+            }
             for name in declared.path_parameters
         ]
         if declared.query is not None:
@@ -89,7 +108,77 @@ def openapi_document() -> dict:
         paths.setdefault(path, {})[declared.method.lower()] = operation
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
-    return spec.to_dict()
+    document = spec.to_dict()
+    _state_what_validators_check(document, dict(actions))
+    _link_operations(document)
+    return document
+
+
+# Which answer feeds which next request (OpenAPI links): what a calling service does after a write.
+LINKS = {
+    ("post", "/v1/accounts", "201"): {
+        "GetAccount": ("get_v1_accounts_account_id", {"account_id": "$response.body#/id"}),
+        "InviteMember": ("post_v1_accounts_account_id_members", {"account_id": "$response.body#/id"}),
+        "ListMembers": ("get_v1_accounts_account_id_members", {"account_id": "$response.body#/id"}),
+        "ChangeBillingSettings": ("patch_v1_accounts_account_id_billing_settings", {"account_id": "$response.body#/id"}),
+    },
+    ("post", "/v1/accounts/{account_id}/members", "201"): {
+        "ChangeRole": (
+            "patch_v1_accounts_account_id_members_user",
+            {"account_id": "$response.body#/account", "user": "$response.body#/user"},
+        ),
+        "RemoveMember": (
+            "delete_v1_accounts_account_id_members_user",
+            {"account_id": "$response.body#/account", "user": "$response.body#/user"},
+        ),
+    },
+    ("put", "/v1/support-agents/{user}", "200"): {
+        "RemoveSupportAgent": ("delete_v1_support_agents_user", {"user": "$response.body#/user"}),
+    },
+}
+
+
+def _link_operations(document: dict) -> None:
+    for (method, path, status), links in LINKS.items():
+        response = document["paths"][path][method]["responses"][status]
+        response["links"] = {
+            name: {"operationId": operation_id, "parameters": parameters}
+            for name, (operation_id, parameters) in links.items()
+        }
+
+
+def _state_what_validators_check(document: dict, actions: dict[str, tuple[str, ...]]) -> None:
+    """Add to the document the rules marshmallow checks in code rather than in field declarations.
+
+    Which actions are valid depends on the resource type (marshmallow takes any
+    string and the policy refuses an unknown one): one variant per type says
+    exactly which. Also: not both `as_of_revision` and `at_least_revision`, and
+    a billing-settings change names at least one setting.
+    """
+    schemas = document["components"]["schemas"]
+    for name in ("Check", "AuthorizeRequest"):
+        generic = schemas[name]
+        variants = []
+        for resource_type, type_actions in actions.items():
+            variant = {
+                **generic,
+                "properties": {
+                    **generic["properties"],
+                    "action": {"type": "string", "enum": list(type_actions)},
+                    "resource": {"$ref": f"#/components/schemas/{resource_type}Ref"},
+                },
+            }
+            if "as_of_revision" in generic["properties"]:
+                variant["not"] = {"required": ["as_of_revision", "at_least_revision"]}
+            schemas[f"{resource_type}{name}"] = variant
+            variants.append({"$ref": f"#/components/schemas/{resource_type}{name}"})
+        schemas[name] = {"oneOf": variants}
+    schemas["ActionsRequest"]["not"] = {"required": ["as_of_revision", "at_least_revision"]}
+    schemas["ListRequest"]["properties"]["action"] = {"type": "string", "enum": list(actions["Account"])}
+    schemas["BillingSettingsPatch"]["anyOf"] = [
+        {"required": ["restrict_subscription_to_payment_manager"]},
+        {"required": ["auto_add_subscription_invoices_to_purchases"]},
+    ]
 
 
 def _answer(schema: Schema | None, status: int) -> dict:

@@ -19,7 +19,8 @@ MAX_PAGE_SIZE = 10_000
 MAX_CHANGES_LIMIT = 10_000
 _PRINTABLE = validate.Regexp(r"^[^\x00-\x1f\x7f]+$", error="must not contain control characters")
 # An id appears in URL paths (/v1/accounts/{id}/members/{user}), so it cannot hold a slash.
-_ID = validate.Regexp(r"^[^\x00-\x1f\x7f/]+$", error="must not contain control characters or '/'")
+ID_PATTERN = r"^[^\x00-\x1f\x7f/]+$"
+_ID = validate.Regexp(ID_PATTERN, error="must not contain control characters or '/'")
 
 
 def Id(**kwargs: Any) -> fields.String:
@@ -129,9 +130,13 @@ class ActionsRequest(TimeTravelFields):
 class ListRequest(ConsistencyFields):
     actor = fields.Nested(ActorSchema, required=True)
     action = fields.String(required=True, validate=[validate.Length(1, 64), _PRINTABLE])
-    resource_type = fields.String(required=True, validate=validate.OneOf(list(RESOURCE_TYPES)))
+    # Only accounts are stored here; the calling services own the other records.
+    resource_type = fields.String(required=True, validate=validate.OneOf(["Account"]))
     page_size = StrictInteger(validate=validate.Range(1, MAX_PAGE_SIZE))
-    page_token = fields.String(validate=validate.Length(1, 1000))
+    page_token = fields.String(
+        validate=validate.Length(1, 1000),
+        metadata={"description": "opaque: the next_page_token of the previous answer, as it was given"},
+    )
 
 
 class ExplanationSchema(Schema):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app
 
-from models.errors import StoreError
 from service import schemas
 from service.declare import endpoint
 from service.metrics import record_decisions
@@ -66,14 +65,9 @@ def actions(body: dict) -> dict:
 def list_resources(body: dict) -> dict:
     """Complete, never truncated; with `page_size`, paged with `page_token` / `next_page_token`.
 
-    Only accounts are stored by this service, so `resource_type` must be `Account`.
+    Only accounts are stored by this service (the calling services own the other records), so
+    `resource_type` must be `Account`.
     """
-    if body["resource_type"] != "Account":
-        raise StoreError(
-            f"cannot list {body['resource_type']} resources: this service stores accounts only "
-            "(the calling service owns the other records)",
-            "unsupported_resource_type",
-        )
     return _authorizer().list_accounts(
         body["actor"]["id"], body["action"], body.get("page_size"), body.get("page_token"), body.get("at_least_revision")
     )

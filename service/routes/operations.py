@@ -44,7 +44,7 @@ def metrics() -> Response:
 
 @operations.get("/openapi.json")
 def openapi() -> Response:
-    return _json(openapi_document(), 200)
+    return _json(openapi_document(current_app.extensions["authz"].policy()), 200)
 
 
 @endpoint(
