@@ -57,7 +57,12 @@ class Database:
         else:
             self.sqlite_path = ""
             self.engine = create_engine(
-                self.url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=POSTGRES_CONNECT_ARGS
+                self.url,
+                pool_pre_ping=True,
+                pool_size=5,
+                max_overflow=10,
+                connect_args=POSTGRES_CONNECT_ARGS,
+                hide_parameters=True,  # error messages (and so logs) never carry ids or values
             )
             self.write_engine = self.engine
 
@@ -91,7 +96,7 @@ class Database:
 
 
 def _sqlite_engine(url: str, begin: str) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": 30})
+    engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection, _record) -> None:

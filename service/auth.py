@@ -26,6 +26,7 @@ from models.tables import ApiKey
 from service.errors import ApiError
 
 SCOPES = ("check", "write", "audit", "admin")
+AUDIT_SCOPE = "audit"  # the change log and the auditor pages (/audit/)
 PRESHARED_KEY_ID = "preshared"
 KEY_PREFIX = "authz_"
 
@@ -90,7 +91,9 @@ def create_key(db: Database, name: str, scopes: list[str]) -> tuple[str, str]:
         )
         session.flush()
         changelog.append(
-            session, Who(None, None), "api_key.create", before={}, after={"key": key_id, "name": name, "scopes": scope_text}
+            session, Who(None, None), "api_key.create", before={},
+            # The secret's sha256 (not the secret): lets a check of the tables against the log catch a swapped key.
+            after={"key": key_id, "name": name, "scopes": scope_text, "secret_sha256": secret_sha256(secret)},
         )
     return key_id, f"{KEY_PREFIX}{key_id}_{secret}"
 

@@ -296,6 +296,9 @@ class VerificationAnswer(Schema):
     revision = fields.Integer(required=True)
     first_bad_revision = fields.Integer(required=True, allow_none=True)
     problem = fields.String(required=True, allow_none=True)
+    drift = fields.List(
+        fields.String(), required=True, metadata={"description": "where the fact tables differ from the log"}
+    )
 
 
 # -- operations -------------------------------------------------------------

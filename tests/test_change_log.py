@@ -35,7 +35,7 @@ def test_an_intact_log_verifies(logged):
     _db, api = logged
     latest = api.revision()
     assert verification(api) == {
-        "ok": True, "entries": latest, "revision": latest, "first_bad_revision": None, "problem": None,
+        "ok": True, "entries": latest, "revision": latest, "first_bad_revision": None, "problem": None, "drift": [],
     }
 
 
@@ -95,6 +95,27 @@ def test_a_recomputed_hash_does_not_hide_an_edit(logged):
         entry.hash = changelog.entry_hash(changelog.entry_fields(entry))
     result = verification(api)
     assert result["ok"] is False and result["first_bad_revision"] == 3
+
+
+def test_a_fact_changed_behind_the_logs_back_is_found(logged):
+    db, api = logged
+    tamper(db, "UPDATE memberships SET role = 'admin' WHERE user_id = 'u_reader'")
+    result = verification(api)
+    assert result["ok"] is False and result["first_bad_revision"] is None
+    assert result["drift"] == ["membership ('acc_b', 'u_reader'): the table says admin, the log says reader"]
+
+
+def test_a_key_slipped_into_the_table_is_found(logged):
+    db, api = logged
+    tamper(
+        db,
+        "INSERT INTO api_keys (id, name, secret_sha256, scopes, created_at) "
+        "VALUES ('intruder', 'x', 'abc', 'check,write', '2026-01-01')",
+        "UPDATE accounts SET restrict_subscription_to_payment_manager = false",
+    )
+    drift = verification(api)["drift"]
+    assert any(line.startswith("API key") and "intruder" in line and "not in the log" in line for line in drift)
+    assert any(line.startswith("account acc_b") for line in drift)
 
 
 def test_authz_changes_verify_exits_1_when_tampered(logged, database_url, monkeypatch):

@@ -141,4 +141,5 @@ def verify_changes() -> dict:
         "revision": result.revision,
         "first_bad_revision": result.first_bad_revision,
         "problem": result.problem,
+        "drift": list(result.drift),
     }
