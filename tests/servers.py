@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,16 +41,17 @@ def running_server(database_url: str, workers: int = 2, env: dict | None = None)
     }
     environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
     authz = Path(sys.executable).with_name("authz")
-    process = subprocess.Popen(
-        [str(authz), "serve"], cwd=PROJECT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    # The server logs a line per request: into a file, never a pipe nobody reads (a full pipe stalls it).
+    output = tempfile.TemporaryFile()
+    process = subprocess.Popen([str(authz), "serve"], cwd=PROJECT, env=environment, stdout=output, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
-                output = process.stdout.read().decode(errors="replace") if process.stdout else ""
-                raise RuntimeError(f"authz serve exited with {process.returncode}:\n{output[-3000:]}")
+                output.seek(0)
+                text = output.read().decode(errors="replace")
+                raise RuntimeError(f"authz serve exited with {process.returncode}:\n{text[-3000:]}")
             try:
                 if requests.get(base + "/readyz", timeout=1).status_code == 200:
                     break
@@ -68,5 +70,4 @@ def running_server(database_url: str, workers: int = 2, env: dict | None = None)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        if process.stdout:
-            process.stdout.close()
+        output.close()
