@@ -109,6 +109,7 @@ def _document_for(policy_sha256: str, actions: tuple[tuple[str, tuple[str, ...]]
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
     document = spec.to_dict()
+    _ecma_patterns(document)
     _state_what_validators_check(document, dict(actions))
     _link_operations(document)
     return document
@@ -145,6 +146,19 @@ def _link_operations(document: dict) -> None:
             name: {"operationId": operation_id, "parameters": parameters}
             for name, (operation_id, parameters) in links.items()
         }
+
+
+def _ecma_patterns(node: Any) -> None:
+    """Python patterns end with `\\Z` (the true end of the text); OpenAPI's ECMA patterns say `^...$`."""
+    if isinstance(node, dict):
+        pattern = node.get("pattern")
+        if isinstance(pattern, str) and pattern.endswith("\\Z"):
+            node["pattern"] = "^" + pattern[:-2] + "$"
+        for value in node.values():
+            _ecma_patterns(value)
+    elif isinstance(node, list):
+        for value in node:
+            _ecma_patterns(value)
 
 
 def _state_what_validators_check(document: dict, actions: dict[str, tuple[str, ...]]) -> None:

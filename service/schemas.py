@@ -17,10 +17,11 @@ MAX_ID_LENGTH = 200
 MAX_BATCH = 1000
 MAX_PAGE_SIZE = 10_000
 MAX_CHANGES_LIMIT = 10_000
-_PRINTABLE = validate.Regexp(r"^[^\x00-\x1f\x7f]+$", error="must not contain control characters")
+# Python's `$` also matches before a final newline: `\Z` is the true end of the text.
+_PRINTABLE = validate.Regexp(r"[^\x00-\x1f\x7f]+\Z", error="must not contain control characters")
 # An id appears in URL paths (/v1/accounts/{id}/members/{user}), so it cannot hold a slash.
-ID_PATTERN = r"^[^\x00-\x1f\x7f/]+$"
-_ID = validate.Regexp(ID_PATTERN, error="must not contain control characters or '/'")
+ID_PATTERN = r"^[^\x00-\x1f\x7f/]+$"  # as the OpenAPI document states it (ECMA: `$` is the end)
+_ID = validate.Regexp(r"[^\x00-\x1f\x7f/]+\Z", error="must not contain control characters or '/'")
 
 
 def Id(**kwargs: Any) -> fields.String:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app
 
-from service import schemas
+from service import quick_bodies, schemas
 from service.declare import endpoint
 from service.metrics import record_decisions
 
@@ -17,7 +17,7 @@ def _authorizer():
 
 @endpoint(
     decisions, "/v1/authorize", "POST", scope="check", body=schemas.AuthorizeRequest, answer=schemas.AuthorizeAnswer,
-    summary="May this actor do this action on this resource?",
+    summary="May this actor do this action on this resource?", quick_body=quick_bodies.authorize_body,
 )
 def authorize(body: dict) -> dict:
     """Answers `allowed` and the revision of the facts it reflects; with `explain: true`, also why.
@@ -39,7 +39,7 @@ def authorize(body: dict) -> dict:
 
 @endpoint(
     decisions, "/v1/authorize/batch", "POST", scope="check", body=schemas.BatchRequest, answer=schemas.BatchAnswer,
-    summary="Up to 1,000 decisions at once, answered in order",
+    summary="Up to 1,000 decisions at once, answered in order", quick_body=quick_bodies.batch_body,
 )
 def authorize_batch(body: dict) -> dict:
     """Every check is decided on the same revision of the facts."""
