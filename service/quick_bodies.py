@@ -18,7 +18,7 @@ from typing import Any
 from policies.world import RESOURCE_TYPES
 from service.schemas import MAX_BATCH, MAX_ID_LENGTH
 
-_ID = re.compile(r"[^\x00-\x1f\x7f/]{1,%d}" % MAX_ID_LENGTH)
+_ID = re.compile(r"[^\x00-\x1f\x7f/]{1," + str(MAX_ID_LENGTH) + "}")
 _ACTION = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
 _RESOURCE_KEYS = {name: frozenset(("type", *kind.attributes)) for name, kind in RESOURCE_TYPES.items()}
 _CHECK_KEYS = frozenset(("actor", "action", "resource"))
