@@ -55,6 +55,8 @@ class KeyRing:
         if self.preshared_key is not None and hmac.compare_digest(presented.encode(), self.preshared_key.encode()):
             return Caller(PRESHARED_KEY_ID, frozenset(SCOPES))
         key_id, secret = _split(presented)
+        if key_id:
+            self.cache.sync()  # a revoked key is refused from the revision that revoked it on
         stored = self.cache.api_key(key_id) if key_id else None
         expected = stored[0] if stored is not None else secret_sha256("no such key")
         matches = hmac.compare_digest(secret_sha256(secret).encode(), expected.encode())

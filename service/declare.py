@@ -85,7 +85,6 @@ def endpoint(
         def handle(**path_arguments: Any) -> Response:
             if scope is not None:
                 runtime = current_app.extensions["authz"]
-                runtime.cache.sync()
                 g.caller = runtime.keys.authenticate(request.headers.get("Authorization"))
                 if scope != "any":
                     runtime.keys.require(g.caller, scope if isinstance(scope, tuple) else (scope,))
