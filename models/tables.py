@@ -19,6 +19,15 @@ class Account(Base):
     """A client company's workspace, with its billing settings."""
 
     __tablename__ = "accounts"
+    __table_args__ = (
+        # Covering: listing a partner's accounts reads the settings from the index alone.
+        Index(
+            "account_settings",
+            "id",
+            "restrict_subscription_to_payment_manager",
+            "auto_add_subscription_invoices_to_purchases",
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     name: Mapped[str] = mapped_column(String(ID_LENGTH))
@@ -40,8 +49,8 @@ class Membership(Base):
             sqlite_where=text("role = 'payment_manager'"),
             postgresql_where=text("role = 'payment_manager'"),
         ),
-        # The accounts of one user, in id order: what /v1/list reads.
-        Index("memberships_by_user", "user_id", "account_id"),
+        # The accounts of one user, in id order, with the role: all that /v1/list reads.
+        Index("memberships_by_user", "user_id", "account_id", "role"),
     )
 
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)

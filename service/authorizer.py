@@ -12,18 +12,16 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import and_, false, or_, select
-
 from models.changelog import current_revision
 from models.db import Database
 from models.errors import StoreError
 from models.facts import FactCache, RevisionAhead
 from models.history import FactsAsOf
-from models.tables import Account, Membership
 from policies.engine import Policy
 from policies.explain import explain
 from policies.situations import Names, Situation, situation_of
-from policies.world import RESOURCE_TYPES, ROLES
+from policies.world import RESOURCE_TYPES
+from service.account_listing import account_query
 from service.policy_keeper import PolicyKeeper
 
 Resource = dict[str, str]
@@ -122,49 +120,17 @@ class Authorizer:
     ) -> dict[str, Any]:
         """Every account on which the policy grants `action` to `actor`, in id order, paged if asked.
 
-        The policy's answers for every situation become one SQL condition on
-        the actor's role and the account's settings; the database then walks
-        the actor's memberships (or, if a non-member could be granted the
-        action, every account) in id order.
+        The policy's answers become one SQL condition (see account_listing.py).
         """
         policy = self.policy()
         self._check_action(policy, "Account", action)
         after = _decode_page_token(page_token) if page_token else None
         with self.cache.fresh(at_least_revision) as revision:
             support = self.cache.is_support_agent(actor)
-        granted = [
-            situation
-            for situation, actions in policy.table.items()
-            if situation.resource_type == "Account"
-            and situation.actor_is_support_agent == support
-            and action in actions
-        ]
-        condition = or_(
-            false(),
-            *(
-                and_(
-                    Membership.role.is_(None) if s.actor_role is None else Membership.role == s.actor_role,
-                    Account.restrict_subscription_to_payment_manager == s.restricted,
-                    Account.auto_add_subscription_invoices_to_purchases == s.auto_add,
-                )
-                for s in granted
-            ),
-        )
-        if any(s.actor_role is None for s in granted):
-            query = select(Account.id).outerjoin(
-                Membership, and_(Membership.account_id == Account.id, Membership.user_id == actor)
-            )
-        else:
-            query = select(Account.id).join(Membership, Membership.account_id == Account.id).where(
-                Membership.user_id == actor, Membership.role.in_(ROLES)
-            )
-        query = query.where(condition).order_by(Account.id)
-        if after is not None:
-            query = query.where(Account.id > after)
-        if page_size is not None:
-            query = query.limit(page_size + 1)
-        with self.db.read() as session:
-            ids = list(session.execute(query).scalars())
+        query = account_query(policy, action, support, page_size is not None, after is not None)
+        parameters = {"actor": actor, "after": after, "limit": (page_size or 0) + 1}
+        with self.db.engine.connect() as connection:
+            ids = list(connection.execute(query, parameters).scalars())
         next_token = None
         if page_size is not None and len(ids) > page_size:
             ids = ids[:page_size]

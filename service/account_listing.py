@@ -1,0 +1,92 @@
+"""The SQL that lists the accounts on which the policy grants an action: the policy's table, as a query.
+
+From the decision table, the situations in which `action` is granted on an
+account (for an actor who is, or is not, a support agent) become one
+condition on the actor's role and the account's two settings, reduced to its
+simplest form (`role = 'payment_manager' OR (role = 'admin' AND NOT
+restricted)`), so the database can walk the actor's memberships by index in
+account order. Only if the policy could grant the action to a non-member does
+the query walk every account. Statements are built once per policy, action
+and shape, then reused with the actor's id bound.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from functools import lru_cache
+from itertools import product
+
+from sqlalchemy import ColumnElement, Select, and_, bindparam, false, or_, select, true
+
+from models.tables import Account, Membership
+from policies.engine import Policy
+
+RESTRICTED = Account.restrict_subscription_to_payment_manager
+AUTO_ADD = Account.auto_add_subscription_invoices_to_purchases
+
+
+def granting_situations(policy: Policy, action: str, support: bool) -> frozenset[tuple[str | None, bool, bool]]:
+    """(actor role, restricted, auto_add) of every situation in which the policy grants `action` on an account."""
+    return frozenset(
+        (situation.actor_role, situation.restricted, situation.auto_add)
+        for situation, actions in policy.table.items()
+        if situation.resource_type == "Account" and situation.actor_is_support_agent == support and action in actions
+    )
+
+
+def _settings_condition(combinations: set[tuple[bool, bool]]) -> ColumnElement[bool]:
+    restricted_values = {restricted for restricted, _ in combinations}
+    auto_add_values = {auto_add for _, auto_add in combinations}
+    if set(product(restricted_values, auto_add_values)) != combinations:
+        return or_(*(and_(RESTRICTED == r, AUTO_ADD == a) for r, a in sorted(combinations)))
+    parts = []
+    if len(restricted_values) == 1:
+        parts.append(RESTRICTED == next(iter(restricted_values)))
+    if len(auto_add_values) == 1:
+        parts.append(AUTO_ADD == next(iter(auto_add_values)))
+    return and_(true(), *parts) if parts else true()
+
+
+def _by_role(granted: frozenset[tuple[str | None, bool, bool]]) -> dict[str | None, set[tuple[bool, bool]]]:
+    by_role: dict[str | None, set[tuple[bool, bool]]] = defaultdict(set)
+    for role, restricted, auto_add in granted:
+        by_role[role].add((restricted, auto_add))
+    return by_role
+
+
+def condition(granted: frozenset[tuple[str | None, bool, bool]]) -> ColumnElement[bool]:
+    """The simplest condition on Membership.role and the account's settings that holds exactly when granted."""
+    by_role = _by_role(granted)
+    always = sorted(role for role, combinations in by_role.items() if len(combinations) == 4 and role is not None)
+    terms: list[ColumnElement[bool]] = [Membership.role.in_(always)] if always else []
+    for role, combinations in sorted(by_role.items(), key=lambda item: str(item[0])):
+        if role in always:
+            continue
+        role_condition = Membership.role.is_(None) if role is None else Membership.role == role
+        settings = _settings_condition(combinations)
+        terms.append(role_condition if len(combinations) == 4 else and_(role_condition, settings))
+    return or_(false(), *terms)
+
+
+@lru_cache(maxsize=512)
+def account_query(policy: Policy, action: str, support: bool, paged: bool, resumed: bool) -> Select:
+    """The statement listing account ids; binds `actor`, and `after` / `limit` when resumed / paged."""
+    granted = granting_situations(policy, action, support)
+    if any(role is None for role, _, _ in granted):
+        account_id = Account.id
+        query = select(account_id).outerjoin(
+            Membership, and_(Membership.account_id == Account.id, Membership.user_id == bindparam("actor"))
+        )
+    else:
+        # Walk the actor's memberships in account order (index memberships_by_user), no sort needed;
+        # read the accounts only if the condition looks at their settings.
+        account_id = Membership.account_id
+        query = select(account_id).where(Membership.user_id == bindparam("actor"))
+        if any(len(combinations) < 4 for combinations in _by_role(granted).values()):
+            query = query.join(Account, Account.id == Membership.account_id)
+    query = query.where(condition(granted)).order_by(account_id)
+    if resumed:
+        query = query.where(account_id > bindparam("after"))
+    if paged:
+        query = query.limit(bindparam("limit"))
+    return query
