@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, text, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.orm import Session
 
 from models.tables import Change, RevisionCounter
 
 GENESIS_HASH = "0" * 64
-NOTIFY_CHANNEL = "authz_changes"
+NOTIFY_CHANNEL = "authz_changes"  # see migration 0004
 HASHED_FIELDS = ("revision", "at", "kind", "account", "user", "acting_user", "api_key", "before", "after", "prev_hash")
 
 
@@ -83,8 +83,8 @@ def append(
         "after": canonical_json(after),
         "prev_hash": prev_hash,
     }
-    session.add(
-        Change(
+    session.execute(
+        insert(Change).values(
             revision=revision,
             at=fields["at"],
             kind=kind,
@@ -97,12 +97,8 @@ def append(
             prev_hash=prev_hash,
             hash=entry_hash(fields),
         )
-    )
-    session.flush()
+    )  # PostgreSQL: the insert notifies listeners at commit (trigger authz_notify_change, migration 0004)
     session.info["revision"] = revision
-    if session.get_bind().dialect.name == "postgresql":
-        # Delivered at commit to every process listening (see facts.PostgresWatcher).
-        session.execute(text("SELECT pg_notify(:channel, :revision)"), {"channel": NOTIFY_CHANNEL, "revision": str(revision)})
     return revision
 
 
@@ -156,7 +152,7 @@ def verify(session: Session) -> Verification:
     Then, if the log is intact, rebuild the facts from it and report where the
     fact tables differ (a fact changed in the database behind the log's back).
     """
-    chain = _verify_chain(session)
+    chain = verify_chain(session)
     if not chain.ok:
         return chain
     from models.history import facts_drift  # history reads the log; the log does not need history
@@ -170,7 +166,7 @@ def verify(session: Session) -> Verification:
     return chain
 
 
-def _verify_chain(session: Session) -> Verification:
+def verify_chain(session: Session) -> Verification:
     expected_revision = 1
     prev_hash = GENESIS_HASH
     count = 0

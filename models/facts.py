@@ -67,6 +67,35 @@ class DbFacts:
         return (row[0], row[1], row[2]) if row is not None else None
 
 
+class TransactionFacts(DbFacts):
+    """The facts one write transaction authorizes with, each read once.
+
+    The transaction holds its account's row lock, so nothing else changes
+    them meanwhile; the locked account's settings come with its row.
+    """
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(session)
+        self.settings: dict[str, tuple[bool, bool] | None] = {}
+        self._roles: dict[tuple[str, str], str | None] = {}
+        self._support: dict[str, bool] = {}
+
+    def account_settings(self, account_id: str) -> tuple[bool, bool] | None:
+        if account_id not in self.settings:
+            self.settings[account_id] = super().account_settings(account_id)
+        return self.settings[account_id]
+
+    def role(self, user_id: str, account_id: str) -> str | None:
+        if (user_id, account_id) not in self._roles:
+            self._roles[user_id, account_id] = super().role(user_id, account_id)
+        return self._roles[user_id, account_id]
+
+    def is_support_agent(self, user_id: str) -> bool:
+        if user_id not in self._support:
+            self._support[user_id] = super().is_support_agent(user_id)
+        return self._support[user_id]
+
+
 class RevisionAhead(StoreError):
     status = 400
     code = "revision_ahead"

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,7 +26,7 @@ from models import changelog
 from models.changelog import Who
 from models.db import Database
 from models.errors import Conflict, Forbidden, NotFound
-from models.facts import DbFacts
+from models.facts import TransactionFacts
 from models.history import POLICY_KIND, recorded_policy
 from models.tables import Account, Change, Membership, SupportAgent
 from policies.engine import Policy
@@ -164,8 +164,7 @@ class Store:
                 )
             if role == "payment_manager":
                 self._refuse_second_payment_manager(session, account_id)
-            session.add(Membership(account_id=account_id, user_id=user, role=role))
-            session.flush()
+            session.execute(insert(Membership).values(account_id=account_id, user_id=user, role=role))
             revision = changelog.append(
                 session, who, "member.invite", account=account_id, user=user, before={"role": None}, after={"role": role}
             )
@@ -187,8 +186,7 @@ class Store:
             if role == "payment_manager":
                 self._refuse_second_payment_manager(session, account_id)
             before = {"role": membership.role}
-            membership.role = role
-            session.flush()
+            session.execute(_the(membership).values(role=role))
             revision = changelog.append(
                 session, who, "member.change_role", account=account_id, user=user, before=before, after={"role": role}
             )
@@ -204,8 +202,7 @@ class Store:
             if membership.role == "admin":
                 self._refuse_to_lose_last_admin(session, account_id, user)
             before = {"role": membership.role}
-            session.delete(membership)
-            session.flush()
+            session.execute(delete(Membership).where(*_key_of(membership)))
             revision = changelog.append(
                 session, who, "member.remove", account=account_id, user=user, before=before, after={"role": None}
             )
@@ -284,6 +281,10 @@ class Store:
         account = session.execute(query).scalar_one_or_none()
         if account is None:
             raise NotFound(f"account {account_id} does not exist", "account_not_found")
+        _facts(session).settings[account_id] = (
+            account.restrict_subscription_to_payment_manager,
+            account.auto_add_subscription_invoices_to_purchases,
+        )
         return account
 
     def _membership(self, session: Session, account_id: str, user: str) -> Membership:
@@ -308,7 +309,7 @@ class Store:
         ).scalar()
 
     def _allowed(self, session: Session, user: str, action: str, resource_type: str, attributes: dict) -> bool:
-        situation = situation_of(DbFacts(session), resource_type, user, attributes)
+        situation = situation_of(_facts(session), resource_type, user, attributes)
         return self.policy().is_allowed(situation, action)
 
     def _require(
@@ -353,6 +354,22 @@ class Store:
                 f"account {account_id} already has a payment manager ({current}): an account has at most one",
                 "payment_manager_exists",
             )
+
+
+def _key_of(membership: Membership) -> tuple:
+    return (Membership.account_id == membership.account_id, Membership.user_id == membership.user_id)
+
+
+def _the(membership: Membership):
+    """An UPDATE of this one membership (statements, not the ORM's unit of work: the write path is hot)."""
+    return update(Membership).where(*_key_of(membership))
+
+
+def _facts(session: Session) -> TransactionFacts:
+    """The facts this transaction authorizes with (read before it changes anything)."""
+    if "facts" not in session.info:
+        session.info["facts"] = TransactionFacts(session)
+    return session.info["facts"]
 
 
 def _settings_document(account: Account) -> dict:

@@ -19,6 +19,7 @@ from service.errors import register_error_handlers
 from service.logs import request_logging
 from service.metrics import instrument
 from service.policy_keeper import PolicyKeeper
+from service.routes.audit import audit
 from service.routes.decisions import decisions
 from service.routes.facts import facts
 from service.routes.operations import operations
@@ -83,6 +84,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(decisions)
     app.register_blueprint(facts)
     app.register_blueprint(operations)
+    app.register_blueprint(audit)  # the auditor pages: HTML, not part of the JSON API
     register_error_handlers(app)
     instrument(app)
     request_logging(app)

@@ -62,8 +62,8 @@ class Authorizer:
         if as_of_revision is not None:
             policy, situation, revision = self._as_of(as_of_revision, actor, resource)
         else:
-            policy = self.policy()
             with self.cache.fresh(at_least_revision) as revision:
+                policy = self.policy()  # after the sync: the policy in force at that revision
                 situation = self._situation(actor, resource)
         self._check_action(policy, resource["type"], action)
         answer: dict[str, Any] = {
@@ -86,13 +86,13 @@ class Authorizer:
         return self.keeper.at(revision), situation, revision
 
     def authorize_batch(self, checks: list[dict], at_least_revision: int | None = None) -> dict[str, Any]:
-        policy = self.policy()
-        for index, check in enumerate(checks):
-            try:
-                self._check_action(policy, check["resource"]["type"], check["action"])
-            except UnknownAction as error:
-                raise UnknownAction(f"checks.{index}.action: {error.message}") from None
         with self.cache.fresh(at_least_revision) as revision:
+            policy = self.policy()
+            for index, check in enumerate(checks):
+                try:
+                    self._check_action(policy, check["resource"]["type"], check["action"])
+                except UnknownAction as error:
+                    raise UnknownAction(f"checks.{index}.action: {error.message}") from None
             results = [
                 {"allowed": policy.is_allowed(self._situation(check["actor"]["id"], check["resource"]), check["action"])}
                 for check in checks
@@ -105,8 +105,8 @@ class Authorizer:
         if as_of_revision is not None:
             policy, situation, revision = self._as_of(as_of_revision, actor, resource)
         else:
-            policy = self.policy()
             with self.cache.fresh(at_least_revision) as revision:
+                policy = self.policy()
                 situation = self._situation(actor, resource)
         return {"actions": sorted(policy.allowed_actions(situation)), "revision": revision, "policy": policy.sha256}
 
@@ -122,11 +122,11 @@ class Authorizer:
 
         The policy's answers become one SQL condition (see account_listing.py).
         """
-        policy = self.policy()
-        self._check_action(policy, "Account", action)
         after = _decode_page_token(page_token) if page_token else None
         with self.cache.fresh(at_least_revision) as revision:
+            policy = self.policy()
             support = self.cache.is_support_agent(actor)
+        self._check_action(policy, "Account", action)
         query = account_query(policy, action, support, page_size is not None, after is not None)
         parameters = {"actor": actor, "after": after, "limit": (page_size or 0) + 1}
         with self.db.engine.connect() as connection:

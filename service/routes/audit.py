@@ -1,0 +1,250 @@
+"""The auditor pages: read-only HTML for people who never read Python, behind an `audit` key.
+
+A browser signs in with its own login prompt: `Authorization: Basic` with the
+API key as the password (any user name); `Authorization: Bearer <key>` works
+too. Every page reads the database as it is served, so an unreachable
+database gives a 503 page, never a page of possibly stale data. These pages
+are not part of the JSON API and are not in `/openapi.json`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+
+from flask import Blueprint, Response, current_app, g, render_template, request, url_for
+from markupsafe import Markup
+from marshmallow import Schema, ValidationError, validate
+from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from models.errors import NotFound, StoreError
+from models.facts import read_revision
+from models.tables import Account
+from policies.matrix import NOBODY, SETTINGS, settings_label, to_html_tables
+from service.audit_explain import NEEDS, ExplainForm, decide
+from service.audit_words import in_words
+from service.auth import AUDIT_SCOPE
+from service.errors import ApiError, describe_validation_error
+from service.schemas import Id, QueryInteger
+
+log = logging.getLogger("authz")
+audit = Blueprint("audit", __name__, url_prefix="/audit")
+
+REALM = 'Basic realm="authz audit"'
+CHANGES_PAGE = 200
+ACCOUNTS_PAGE = 500
+# Inline styles only; no script, no frame, forms post back here only.
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def _runtime():
+    return current_app.extensions["authz"]
+
+
+def bearer_header(header: str | None) -> str | None:
+    """`Basic base64(anything:KEY)` becomes `Bearer KEY`; anything else is passed on as it came."""
+    if not header or not header.startswith("Basic "):
+        return header
+    try:
+        decoded = base64.b64decode(header[len("Basic "):].strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    _user, separator, key = decoded.partition(":")
+    return f"Bearer {key}" if separator and key else None
+
+
+@audit.before_request
+def _authenticate() -> None:
+    runtime = _runtime()
+    runtime.cache.sync()  # follow the log (the policy in force comes from it); an unreadable database is a 503
+    caller = runtime.keys.authenticate(bearer_header(request.headers.get("Authorization")))
+    runtime.keys.require(caller, (AUDIT_SCOPE,))
+    g.caller = caller
+    g.revision = read_revision(runtime.db)  # every page reads the database as it is served
+
+
+@audit.after_request
+def _secure(response: Response) -> Response:
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def _page(template: str, status: int = 200, **context) -> tuple[str, int]:
+    return render_template(f"audit/{template}", policy=_runtime().policy(), **context), status
+
+
+def _error_page(status: int, title: str, message: str, headers: dict | None = None):
+    body = render_template("audit/error.html", status=status, title=title, message=message)
+    return body, status, headers or {}
+
+
+@audit.errorhandler(ApiError)
+def _refused(error: ApiError):
+    if error.status == 401:
+        message = "Sign in with an API key that has the audit scope: any user name, the key as the password."
+        return _error_page(401, "Sign in", message, {"WWW-Authenticate": REALM})
+    return _error_page(error.status, "Not allowed" if error.status == 403 else "Refused", error.message)
+
+
+@audit.errorhandler(StoreError)
+def _store_error(error: StoreError):
+    titles = {404: "Not found", 503: "The database cannot be reached"}
+    return _error_page(error.status, titles.get(error.status, "Bad request"), error.message)
+
+
+@audit.errorhandler(OperationalError)
+@audit.errorhandler(InterfaceError)
+def _database_error(error: Exception):
+    log.warning(
+        "database error on an audit page: %s", type(error).__name__, extra={"fields": {"request_id": g.get("request_id")}}
+    )
+    message = "The database cannot be read, so nothing is shown rather than something possibly out of date."
+    return _error_page(503, "The database cannot be reached", message)
+
+
+@audit.errorhandler(HTTPException)
+def _http_error(error: HTTPException):
+    return _error_page(error.code or 500, error.name, error.description or error.name)
+
+
+@audit.errorhandler(Exception)
+def _unexpected(error: Exception):
+    log.exception("unexpected error on an audit page", extra={"fields": {"request_id": g.get("request_id")}})
+    return _error_page(500, "Unexpected error", "An unexpected error occurred; it has been logged.")
+
+
+def _query(fields: dict) -> dict:
+    """The query string, validated (empty values count as absent); a 400 page names the bad field."""
+    values = {name: value for name, value in request.args.items() if value != ""}
+    try:
+        return Schema.from_dict(fields)().load(values)
+    except ValidationError as error:
+        raise StoreError(describe_validation_error(error), "invalid_request") from None
+
+
+# -- pages --------------------------------------------------------------------
+
+
+@audit.get("/")
+def overview():
+    """The policy in force, the revision, whether the change log is intact, and the accounts."""
+    runtime = _runtime()
+    after = _query({"accounts_after": Id()}).get("accounts_after", "")
+    verification = runtime.store.verify_changes()
+    with runtime.db.read() as session:
+        accounts = session.execute(
+            select(Account.id, Account.name).where(Account.id > after).order_by(Account.id).limit(ACCOUNTS_PAGE + 1)
+        ).all()
+    more = len(accounts) > ACCOUNTS_PAGE
+    accounts = accounts[:ACCOUNTS_PAGE]
+    recorded = runtime.keeper.recorded()
+    return _page(
+        "overview.html",
+        active="overview",
+        verification=verification,
+        accounts=accounts,
+        next_accounts=accounts[-1][0] if more else None,
+        in_force_since=recorded[0] if recorded else None,
+    )
+
+
+@audit.get("/policy")
+def policy_page():
+    """The policy text, line by line (each line `#L<n>`); with `?as_of_revision=N`, the one in force then."""
+    runtime = _runtime()
+    as_of = _query({"as_of_revision": QueryInteger(validate=validate.Range(min=0))}).get("as_of_revision")
+    if as_of is not None and as_of > g.revision:
+        raise StoreError(f"as_of_revision {as_of} is ahead of the latest revision, {g.revision}", "revision_ahead")
+    recorded = runtime.keeper.recorded(as_of if as_of is not None else g.revision)
+    current = runtime.policy()
+    sha256, text = (recorded[1], recorded[2]) if recorded else (current.sha256, current.text)
+    lines = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        kind = "blank" if not stripped else "comment" if stripped.startswith("#") else "rule"
+        lines.append((number, line, kind))
+    sections = [
+        (number, line.split()[1]) for number, line, _kind in lines if line.startswith(("resource ", "actor "))
+    ]
+    return _page(
+        "policy.html",
+        active="policy",
+        sha256=sha256,
+        lines=lines,
+        sections=sections,
+        as_of=as_of,
+        in_force_since=recorded[0] if recorded else None,
+    )
+
+
+_matrices: dict[str, Markup] = {}
+
+
+@audit.get("/matrix")
+def matrix():
+    """Who is granted each action, for each combination of an account's two billing settings."""
+    policy = _runtime().policy()
+    if policy.sha256 not in _matrices:
+        _matrices[policy.sha256] = Markup(to_html_tables(policy))  # safe: every value in it is html.escape-d
+    labels = [settings_label(*settings) for settings in SETTINGS]
+    return _page("matrix.html", active="matrix", tables=_matrices[policy.sha256], labels=labels, nobody=NOBODY)
+
+
+@audit.get("/changes")
+def changes():
+    """The change log, oldest first, in business words; one account's entries with `?account=`."""
+    runtime = _runtime()
+    query = _query({"account": Id(), "after": QueryInteger(load_default=0, validate=validate.Range(min=0))})
+    account = query.get("account")
+    if account is not None:
+        with runtime.db.read() as session:
+            if session.get(Account, account) is None:
+                raise NotFound(f"there is no account {account}", "account_not_found")
+    verification = runtime.store.verify_changes()
+    entries, _revision = runtime.store.changes(account, query["after"], CHANGES_PAGE)
+    next_after = entries[-1]["revision"] if len(entries) == CHANGES_PAGE else None
+    return _page(
+        "changes.html",
+        active="changes",
+        account=account,
+        after=query["after"],
+        entries=[in_words(entry) for entry in entries],
+        verification=verification,
+        next_url=url_for("audit.changes", account=account, after=next_after) if next_after else None,
+    )
+
+
+@audit.get("/explain")
+def explain():
+    """A form; submitted (a GET with its fields), the decision and why, in business words."""
+    form = ExplainForm.from_args(request.args)
+    if not form.submitted:
+        return _explain_page(form)
+    try:
+        decision = decide(_runtime().authorizer, form)
+    except ValidationError as error:
+        return _explain_page(form, error=form.describe(error), status=400)
+    except StoreError as error:  # an unknown action, a revision ahead of the log
+        if error.status != 400:
+            raise
+        return _explain_page(form, error=error.message, status=400)
+    return _explain_page(form, decision=decision)
+
+
+def _explain_page(form: ExplainForm, status: int = 200, **context):
+    actions = sorted({action for names in _runtime().policy().actions.values() for action in names})
+    return _page(
+        "explain.html", status, active="explain", form=form, resource_types=list(NEEDS), needs=NEEDS,
+        actions=actions, **context,
+    )
