@@ -17,9 +17,9 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.server import serve  # noqa: E402
 from models.changelog import Who  # noqa: E402
 from service.app import Runtime  # noqa: E402
-from tests.servers import running_server  # noqa: E402
 from tests.support import TEST_KEY  # noqa: E402
 
 
@@ -57,7 +57,9 @@ def main() -> None:
         print("in-process, cold  :", percentiles(cold))
         runtime.cache.close()
 
-        with running_server(url, workers=2) as base:
+        # bench.server keeps the server's request log in a file: an undrained pipe would stall it.
+        with serve(url, 2, Path(directory), "decision-latency") as server:
+            base = server.base
             session = requests.Session()
             body = {"actor": {"type": "User", "id": "u_partner"}, "action": "manage_subscription", "resource": resource}
             headers = {"Authorization": f"Bearer {TEST_KEY}"}
