@@ -49,14 +49,16 @@ def configure_logging() -> None:
 
 
 def request_logging(app: Flask) -> None:
-    """Give every request an id (the caller's `X-Request-Id` if well-formed), echo it, log the request."""
+    """Give every request an id (the caller's `X-Request-Id` if well-formed), echo it, log the request.
+
+    The duration is timed from `g.started`, which `metrics.instrument` sets first.
+    """
     configure_logging()
 
     @app.before_request
     def _identify() -> None:
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        g.log_started = time.perf_counter()
+        g.request_id = incoming if _VALID_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
 
     @app.after_request
     def _log(response):
@@ -68,7 +70,7 @@ def request_logging(app: Flask) -> None:
             "method": request.method,
             "route": request.url_rule.rule if request.url_rule is not None else "unmatched",
             "status": response.status_code,
-            "duration_ms": round((time.perf_counter() - g.get("log_started", time.perf_counter())) * 1000, 3),
+            "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 3),
             "api_key": caller.key_id if caller is not None else None,
         }
         level = logging.WARNING if response.status_code >= 500 else logging.INFO

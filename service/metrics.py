@@ -26,6 +26,9 @@ LATENCY = Histogram(
 DECISIONS = Counter("authz_decisions_total", "Decisions made, by outcome", ["allowed"])
 REVISION = Gauge("authz_revision", "The latest revision a worker's facts reflect", multiprocess_mode="max")
 UNAVAILABLE = Counter("authz_database_unavailable_total", "Requests refused because the database could not be read")
+ALLOWED, DENIED = DECISIONS.labels("true"), DECISIONS.labels("false")
+_children: dict[tuple[str, int], tuple] = {}  # (endpoint, status) -> its request counter and latency histogram
+_revision_seen = -1
 
 
 def instrument(app: Flask) -> None:
@@ -37,21 +40,27 @@ def instrument(app: Flask) -> None:
 
     @app.after_request
     def _finish(response):
-        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        REQUESTS.labels(endpoint, str(response.status_code)).inc()
-        LATENCY.labels(endpoint).observe(time.perf_counter() - g.get("started", time.perf_counter()))
+        key = (request.url_rule.rule if request.url_rule is not None else "unmatched", response.status_code)
+        children = _children.get(key)
+        if children is None:  # labels() looks up and locks: once per endpoint and status, not per request
+            children = _children[key] = (REQUESTS.labels(key[0], str(key[1])), LATENCY.labels(key[0]))
+        children[0].inc()
+        children[1].observe(time.perf_counter() - g.get("started", time.perf_counter()))
         if response.status_code == 503:
             UNAVAILABLE.inc()
         return response
 
 
 def record_decisions(revision: int, outcomes: list[bool]) -> None:
+    global _revision_seen
     allowed = sum(outcomes)
     if allowed:
-        DECISIONS.labels("true").inc(allowed)
+        ALLOWED.inc(allowed)
     if len(outcomes) > allowed:
-        DECISIONS.labels("false").inc(len(outcomes) - allowed)
-    REVISION.set(revision)
+        DENIED.inc(len(outcomes) - allowed)
+    if revision != _revision_seen:
+        _revision_seen = revision
+        REVISION.set(revision)
 
 
 def render_metrics() -> tuple[bytes, str]:
