@@ -16,12 +16,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from models.tables import Change, RevisionCounter
 
 GENESIS_HASH = "0" * 64
+# Built once: the write path is hot. Table-level statements skip the ORM's bulk machinery.
+_NEXT_REVISION = (
+    update(RevisionCounter.__table__)
+    .where(RevisionCounter.__table__.c.id == 1)
+    .values(revision=RevisionCounter.__table__.c.revision + 1)
+    .returning(RevisionCounter.__table__.c.revision)
+)
+_HASH_OF = select(Change.__table__.c.hash).where(Change.__table__.c.revision == bindparam("revision"))
+_INSERT_ENTRY = insert(Change.__table__)
 NOTIFY_CHANNEL = "authz_changes"  # see migration 0004
 HASHED_FIELDS = ("revision", "at", "kind", "account", "user", "acting_user", "api_key", "before", "after", "prev_hash")
 
@@ -62,15 +71,10 @@ def append(
     Call it last in the transaction: from here to the commit every other
     writer waits on the counter row.
     """
-    revision = session.execute(
-        update(RevisionCounter)
-        .where(RevisionCounter.id == 1)
-        .values(revision=RevisionCounter.revision + 1)
-        .returning(RevisionCounter.revision)
-    ).scalar_one()
+    revision = session.execute(_NEXT_REVISION).scalar_one()
     prev_hash = GENESIS_HASH
     if revision > 1:
-        prev_hash = session.execute(select(Change.hash).where(Change.revision == revision - 1)).scalar_one()
+        prev_hash = session.execute(_HASH_OF, {"revision": revision - 1}).scalar_one()
     fields = {
         "revision": revision,
         "at": now(),
@@ -84,19 +88,20 @@ def append(
         "prev_hash": prev_hash,
     }
     session.execute(
-        insert(Change).values(
-            revision=revision,
-            at=fields["at"],
-            kind=kind,
-            account_id=account,
-            user_id=user,
-            acting_user=who.acting_user,
-            api_key=who.api_key,
-            before=fields["before"],
-            after=fields["after"],
-            prev_hash=prev_hash,
-            hash=entry_hash(fields),
-        )
+        _INSERT_ENTRY,
+        {
+            "revision": revision,
+            "at": fields["at"],
+            "kind": kind,
+            "account_id": account,
+            "user_id": user,
+            "acting_user": who.acting_user,
+            "api_key": who.api_key,
+            "before": fields["before"],
+            "after": fields["after"],
+            "prev_hash": prev_hash,
+            "hash": entry_hash(fields),
+        },
     )  # PostgreSQL: the insert notifies listeners at commit (trigger authz_notify_change, migration 0004)
     session.info["revision"] = revision
     return revision

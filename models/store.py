@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -41,6 +41,12 @@ LEAK_WARNING = (
     "to this account's purchases: its admins, collaborators and readers can see what the payment manager pays."
 )
 SETTINGS = ("restrict_subscription_to_payment_manager", "auto_add_subscription_invoices_to_purchases")
+# Membership changes as plain statements built once, not the ORM's unit of work: the write path is hot.
+_MEMBERSHIPS = Membership.__table__
+_ONE_MEMBERSHIP = (_MEMBERSHIPS.c.account_id == bindparam("account"), _MEMBERSHIPS.c.user_id == bindparam("user"))
+_INSERT_MEMBERSHIP = insert(_MEMBERSHIPS)
+_SET_ROLE = update(_MEMBERSHIPS).where(*_ONE_MEMBERSHIP).values(role=bindparam("role"))
+_DELETE_MEMBERSHIP = delete(_MEMBERSHIPS).where(*_ONE_MEMBERSHIP)
 
 
 @dataclass(frozen=True)
@@ -164,7 +170,7 @@ class Store:
                 )
             if role == "payment_manager":
                 self._refuse_second_payment_manager(session, account_id)
-            session.execute(insert(Membership).values(account_id=account_id, user_id=user, role=role))
+            session.execute(_INSERT_MEMBERSHIP, {"account_id": account_id, "user_id": user, "role": role})
             revision = changelog.append(
                 session, who, "member.invite", account=account_id, user=user, before={"role": None}, after={"role": role}
             )
@@ -186,7 +192,7 @@ class Store:
             if role == "payment_manager":
                 self._refuse_second_payment_manager(session, account_id)
             before = {"role": membership.role}
-            session.execute(_the(membership).values(role=role))
+            session.execute(_SET_ROLE, {"account": account_id, "user": user, "role": role})
             revision = changelog.append(
                 session, who, "member.change_role", account=account_id, user=user, before=before, after={"role": role}
             )
@@ -202,7 +208,7 @@ class Store:
             if membership.role == "admin":
                 self._refuse_to_lose_last_admin(session, account_id, user)
             before = {"role": membership.role}
-            session.execute(delete(Membership).where(*_key_of(membership)))
+            session.execute(_DELETE_MEMBERSHIP, {"account": account_id, "user": user})
             revision = changelog.append(
                 session, who, "member.remove", account=account_id, user=user, before=before, after={"role": None}
             )
@@ -354,15 +360,6 @@ class Store:
                 f"account {account_id} already has a payment manager ({current}): an account has at most one",
                 "payment_manager_exists",
             )
-
-
-def _key_of(membership: Membership) -> tuple:
-    return (Membership.account_id == membership.account_id, Membership.user_id == membership.user_id)
-
-
-def _the(membership: Membership):
-    """An UPDATE of this one membership (statements, not the ORM's unit of work: the write path is hot)."""
-    return update(Membership).where(*_key_of(membership))
 
 
 def _facts(session: Session) -> TransactionFacts:
