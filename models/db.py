@@ -23,6 +23,9 @@ POSTGRES_CONNECT_ARGS = {
     "keepalives_interval": 1,
     "keepalives_count": 3,
     "tcp_user_timeout": 5000,
+    # A worker (or its host) that dies inside a transaction must not hold the account and
+    # revision-counter locks until the server's own keepalive notices: our transactions never idle.
+    "options": "-c idle_in_transaction_session_timeout=10000",
 }
 MIGRATION_LOCK_ID = 7_311_004_201  # any constant: serialises concurrent migrations on PostgreSQL
 
