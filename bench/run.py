@@ -29,7 +29,7 @@ import requests
 from bench import datasets, http_calls, in_process, machine, report, writes, wrk
 from bench.datasets import LARGE, SMALL, DataSet
 from bench.in_process import WrongAnswer
-from bench.server import KEY, Server, serve
+from bench.server import KEY, Server, serve, worker_rss_mb
 from bench.stats import Figure
 from bench.workload import LIST_REQUEST, authorize_lines, batch_body, decision_pool, every_membership_batches
 from service.app import Runtime
@@ -186,7 +186,7 @@ class Bench:
         self.figure(f"http {backend} authorize throughput 1k/100k", Figure.of_rounds(
             [b.per_second / a.per_second for a, b in zip(authorize, small_authorize, strict=True)]))
         self.batch_and_list(backend, large, small)
-        self.figure(f"rss {backend} 2 workers after the http runs", Figure.of_rounds(list(large.worker_rss_mb().values())))
+        self.figure(f"rss {backend} 2 workers after the http runs", Figure.of_rounds(list(worker_rss_mb(large).values())))
 
     def batch_and_list(self, backend: str, large: Server, small: Server) -> None:
         """Per-call timings from Python, each alternating with the /healthz floor of the same server."""
@@ -239,7 +239,7 @@ class Bench:
 
     def _memory(self, server: Server) -> None:
         (worker,) = server.worker_pids()
-        before = server.worker_rss_mb()[worker]
+        before = worker_rss_mb(server)[worker]
         session = requests.Session()
         batches = every_membership_batches(self.data["100k"])
         if not self.plan.sweep_every_membership:
@@ -249,7 +249,7 @@ class Bench:
             checked += len(checks)
             elapsed, _answer = http_calls.call(session, server.base + "/v1/authorize/batch", json.dumps({"checks": checks}).encode())
             timings.append(elapsed)
-        after = server.worker_rss_mb()[worker]
+        after = worker_rss_mb(server)[worker]
         self.figure("rss one worker every fact cached", Figure.of_rounds([after]))
         self.detail("rss one worker", {"before": before, "after": after, "batches": len(timings), "checks": checked})
         self.figure("call sqlite batch cold", Figure.of_samples(timings))

@@ -39,7 +39,6 @@ import platform
 import random
 import re
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -60,7 +59,7 @@ import requests
 from bench.soak_pg import ThrowawayPostgres
 from models.store import PAYMENT_MANAGER_PROTECTED
 from service.client import AuthzClient, AuthzError, Unavailable
-from tests.servers import PROJECT, free_port
+from tests.servers import PROJECT, RunningServer, served
 from tests.support import TEST_KEY
 
 KEY = TEST_KEY
@@ -602,20 +601,17 @@ class ClientThread(threading.Thread):
 
 @dataclass
 class Server:
-    base: str
-    port: int
-    master_pid: int
-    process: subprocess.Popen
+    """The server under soak (tests.servers.RunningServer), and what the faults need to know of it."""
+
+    running: RunningServer
+
+    @property
+    def base(self) -> str:
+        return self.running.base
 
     def workers(self) -> set[int]:
         """The gunicorn master's children (its workers)."""
-        children: set[int] = set()
-        for task in Path(f"/proc/{self.master_pid}/task").glob("*"):
-            try:
-                children.update(int(pid) for pid in (task / "children").read_text().split())
-            except OSError:
-                continue
-        return children
+        return set(self.running.worker_pids())
 
     def database_connections(self, database_port: int) -> dict[int, int]:
         """{local port of a connection to the database: the worker holding it}, from /proc."""
@@ -679,41 +675,9 @@ class Server:
 
 @contextmanager
 def serve(database_url: str, workers: int, log: Path) -> Iterator[Server]:
-    """`authz serve` like tests/servers.py, but its output goes to a file (a pipe nobody reads fills up)."""
-    port = free_port()
-    environment = {**os.environ, "DATABASE_URL": database_url, "AUTHZ_PRESHARED_KEY": KEY, "PORT": str(port),
-                   "AUTHZ_WORKERS": str(workers), "AUTHZ_HOST": "127.0.0.1"}
-    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    authz = Path(sys.executable).with_name("authz")
-    with log.open("wb") as output:
-        process = subprocess.Popen([str(authz), "serve"], cwd=PROJECT, env=environment, stdout=output,
-                                   stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = now() + 60
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"authz serve exited with {process.returncode}; see {log}")
-                try:
-                    if requests.get(base + "/readyz", timeout=1).status_code == 200:
-                        break
-                except requests.RequestException:
-                    pass
-                if now() > deadline:
-                    raise RuntimeError(f"authz serve was not ready after 60 s; see {log}")
-                time.sleep(0.1)
-            server = Server(base, port, process.pid, process)
-            deadline = now() + 30
-            while len(server.workers()) < workers and now() < deadline:
-                time.sleep(0.1)
-            yield server
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    """`authz serve` as the tests start it, its output kept in `log`."""
+    with served(database_url, workers, log_path=log) as running:
+        yield Server(running)
 
 
 class RecoveryProbe(threading.Thread):

@@ -62,6 +62,7 @@ class Database:
             self.engine = create_engine(
                 self.url,
                 pool_pre_ping=True,
+                pool_use_lifo=True,  # the most recently used connection first: its caches are warm
                 pool_size=5,
                 max_overflow=10,
                 connect_args=POSTGRES_CONNECT_ARGS,
@@ -105,7 +106,7 @@ class Database:
 
 
 def _sqlite_engine(url: str, begin: str) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+    engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True, pool_use_lifo=True)
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection, _record) -> None:

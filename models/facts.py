@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ from models.changelog import NOTIFY_CHANNEL, current_revision
 from models.db import POSTGRES_CONNECT_ARGS, Database
 from models.errors import StoreError, Unavailable
 from models.tables import Account, ApiKey, Change, Membership, SupportAgent
+from policies.world import ROLES
 
 _SETTINGS = select(
     Account.restrict_subscription_to_payment_manager, Account.auto_add_subscription_invoices_to_purchases
@@ -42,6 +44,9 @@ _CHANGES_SINCE = (
     .limit(bindparam("limit"))
 )
 MAX_CACHED_FACTS = 2_000_000
+# A cache of every fact of a large store holds hundreds of thousands of values: share the few distinct ones.
+_SETTINGS_VALUES = {(r, a): (r, a) for r in (False, True) for a in (False, True)}
+_ROLE_VALUES = {role: role for role in ROLES}
 MAX_REPLAYED_CHANGES = 10_000
 T = TypeVar("T")
 
@@ -54,10 +59,11 @@ class DbFacts:
 
     def account_settings(self, account_id: str) -> tuple[bool, bool] | None:
         row = self.connection.execute(_SETTINGS, {"account": account_id}).first()
-        return (bool(row[0]), bool(row[1])) if row is not None else None
+        return _SETTINGS_VALUES[bool(row[0]), bool(row[1])] if row is not None else None
 
     def role(self, user_id: str, account_id: str) -> str | None:
-        return self.connection.execute(_ROLE, {"user": user_id, "account": account_id}).scalar()
+        role = self.connection.execute(_ROLE, {"user": user_id, "account": account_id}).scalar()
+        return _ROLE_VALUES.get(role, role)
 
     def is_support_agent(self, user_id: str) -> bool:
         return self.connection.execute(_SUPPORT, {"user": user_id}).first() is not None
@@ -200,21 +206,24 @@ class FactCache:
         try:
             return self._settings[account_id]
         except KeyError:
-            value = self._settings[account_id] = self._fetch(lambda facts: facts.account_settings(account_id))
+            value = self._fetch(lambda facts: facts.account_settings(account_id))
+            self._settings[sys.intern(account_id)] = value
             return value
 
     def role(self, user_id: str, account_id: str) -> str | None:
         try:
             return self._roles[user_id, account_id]
         except KeyError:
-            value = self._roles[user_id, account_id] = self._fetch(lambda facts: facts.role(user_id, account_id))
+            value = self._fetch(lambda facts: facts.role(user_id, account_id))
+            self._roles[sys.intern(user_id), sys.intern(account_id)] = value  # ids repeat across facts: one copy
             return value
 
     def is_support_agent(self, user_id: str) -> bool:
         try:
             return self._support[user_id]
         except KeyError:
-            value = self._support[user_id] = self._fetch(lambda facts: facts.is_support_agent(user_id))
+            value = self._fetch(lambda facts: facts.is_support_agent(user_id))
+            self._support[sys.intern(user_id)] = value
             return value
 
     def api_key(self, key_id: str) -> tuple[str, str, str | None] | None:

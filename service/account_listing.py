@@ -16,7 +16,7 @@ from collections import defaultdict
 from functools import lru_cache
 from itertools import product
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, false, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, bindparam, false, or_, select, true, union_all
 
 from models.tables import Account, Membership
 from policies.engine import Policy
@@ -73,18 +73,42 @@ def account_query(policy: Policy, action: str, support: bool, paged: bool, resum
     """The statement listing account ids; binds `actor`, and `after` / `limit` when resumed / paged."""
     granted = granting_situations(policy, action, support)
     if any(role is None for role, _, _ in granted):
-        account_id = Account.id
-        query = select(account_id).outerjoin(
+        # A non-member may be granted the action: every account has to be looked at.
+        query = select(Account.id).outerjoin(
             Membership, and_(Membership.account_id == Account.id, Membership.user_id == bindparam("actor"))
         )
-    else:
-        # Walk the actor's memberships in account order (index memberships_by_user), no sort needed;
-        # read the accounts only if the condition looks at their settings.
-        account_id = Membership.account_id
-        query = select(account_id).where(Membership.user_id == bindparam("actor"))
-        if any(len(combinations) < 4 for combinations in _by_role(granted).values()):
-            query = query.join(Account, Account.id == Membership.account_id)
-    query = query.where(condition(granted)).order_by(account_id)
+        return _page(query.where(condition(granted)), Account.id, paged, resumed)
+    # Walk the actor's memberships in account order (index memberships_by_user). The roles granted
+    # whatever the settings need nothing more; only the others look the account's settings up, so a
+    # partner's list costs the same in a store of a thousand accounts or of a million.
+    by_role = _by_role(granted)
+    always = sorted(role for role, combinations in by_role.items() if len(combinations) == 4)
+    branches = []
+    if always:
+        branches.append(
+            select(Membership.account_id).where(Membership.user_id == bindparam("actor"), Membership.role.in_(always))
+        )
+    for role, combinations in sorted(by_role.items()):
+        if role not in always:
+            branches.append(
+                select(Membership.account_id)
+                .join(Account, Account.id == Membership.account_id)
+                .where(
+                    Membership.user_id == bindparam("actor"), Membership.role == role, _settings_condition(combinations)
+                )
+            )
+    if not branches:
+        return select(Membership.account_id).where(false())
+    if len(branches) == 1:
+        return _page(branches[0], Membership.account_id, paged, resumed)
+    # Each branch pages itself (in a subquery: SQLite takes no ORDER BY inside a UNION), then the union does.
+    pages = [_page(branch, Membership.account_id, paged, resumed).subquery() for branch in branches]
+    each = union_all(*(select(page.c.account_id) for page in pages)).subquery()
+    return _page(select(each.c.account_id), each.c.account_id, paged, resumed)
+
+
+def _page(query: Select, account_id, paged: bool, resumed: bool) -> Select:
+    query = query.order_by(account_id)
     if resumed:
         query = query.where(account_id > bindparam("after"))
     if paged:
