@@ -49,9 +49,9 @@ class KeyRing:
         self.preshared_key = preshared_key or None
 
     def authenticate(self, header: str | None) -> Caller:
-        if not header or not header.startswith("Bearer "):
+        if not header or header[:7].lower() != "bearer ":  # the scheme's name is case-insensitive (RFC 9110)
             raise ApiError(401, "unauthenticated", "send the calling service's key as `Authorization: Bearer <key>`")
-        presented = header[len("Bearer "):].strip()
+        presented = header[7:].strip()
         if self.preshared_key is not None and hmac.compare_digest(presented.encode(), self.preshared_key.encode()):
             return Caller(PRESHARED_KEY_ID, frozenset(SCOPES))
         key_id, secret = _split(presented)

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from models.tables import ApiKey
 from service.auth import create_key, revoke_key
-from tests.support import account, user
+from tests.support import TEST_KEY, account, user
 
 CHECK = {"actor": user("u_1"), "action": "read", "resource": account("acc_1")}
 
@@ -20,6 +20,8 @@ def test_no_key_or_a_bad_key_is_401(api):
         assert answer.json["error"]["code"] == "unauthenticated"
     basic = api.with_key(None).post("/v1/authorize", CHECK, headers={"Authorization": "Basic dXNlcjpwYXNz"})
     assert basic.status == 401
+    lower = api.with_key(None).post("/v1/authorize", CHECK, headers={"Authorization": f"bearer {TEST_KEY}"})
+    assert lower.status == 200
 
 
 def test_created_keys_are_stored_hashed_and_scoped(app, api):
