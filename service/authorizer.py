@@ -20,7 +20,7 @@ from models.history import FactsAsOf
 from policies.engine import Policy
 from policies.explain import explain
 from policies.situations import Names, Situation, situation_of
-from policies.world import RESOURCE_TYPES
+from policies.world import RESOURCE_TYPES, account_of
 from service.account_listing import account_query
 from service.policy_keeper import PolicyKeeper
 
@@ -40,6 +40,8 @@ class Authorizer:
 
     def _situation(self, actor: str, resource: Resource) -> Situation:
         attributes = {name: value for name, value in resource.items() if name != "type"}
+        party = RESOURCE_TYPES[resource["type"]].party
+        self.cache.prefetch(actor, account_of(resource["type"], attributes), attributes[party] if party else None)
         return situation_of(self.cache, resource["type"], actor, attributes)
 
     def _check_action(self, policy: Policy, resource_type: str, action: str) -> None:

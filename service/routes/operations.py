@@ -52,7 +52,9 @@ def openapi() -> Response:
     summary="The policy text in force and its sha256",
 )
 def policy() -> dict:
-    current = current_app.extensions["authz"].policy()
+    runtime = current_app.extensions["authz"]
+    runtime.cache.sync()  # follow the change log first: it records the policy in force
+    current = runtime.policy()
     return {"sha256": current.sha256, "text": current.text}
 
 
