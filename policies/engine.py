@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -45,12 +44,6 @@ def new_oso(text: str, source_name: str = "policy.polar") -> Oso:
     except PolarError as error:
         raise PolicyError(f"{source_name}: {error}") from error
     return oso
-
-
-@dataclass(frozen=True)
-class Decision:
-    allowed: bool
-    situation: Situation
 
 
 class Policy:
@@ -90,16 +83,11 @@ class Policy:
     def is_allowed(self, situation: Situation, action: str) -> bool:
         return action in self.table.get(situation, frozenset())
 
-    def has_role(self, situation: Situation, names: Names, role: str, who: str = "actor") -> bool:
-        """Ask oso whether a user of the situation's world holds `role` (a derived one too) on its account."""
+    def has_role(self, situation: Situation, names: Names, role: str) -> bool:
+        """Ask oso whether the situation's actor holds `role` (a derived one too) on its account."""
         actor, resource = build_world(situation, names)
-        user = actor if who == "actor" else _other_user(resource)
         account = resource if situation.resource_type == "Account" else resource.account
-        return self.oso.query_rule_once("has_role", user, role, account)
-
-
-def _other_user(resource: object):
-    return getattr(resource, "owner", None) or resource.user
+        return self.oso.query_rule_once("has_role", actor, role, account)
 
 
 _compiled: dict[str, Policy] = {}

@@ -65,14 +65,13 @@ class PolicyKeeper:
 
     def reload(self) -> ReloadResult:
         """Load the policy file again; it replaces the policy in force only if it loads and passes every scenario."""
-        current = self.in_force()
         try:
             candidate = load_policy(self.path)
         except PolicyError as error:
-            return self._refused(current, f"{self.path} does not load: {error}")
+            return self._refused(f"{self.path} does not load: {error}")
         failures = scenario_failures(candidate)
         if failures is not None:
-            return self._refused(current, f"{self.path} fails the scenarios; keeping the policy in force:\n{failures}")
+            return self._refused(f"{self.path} fails the scenarios; keeping the policy in force:\n{failures}")
         revision = self.store.record_policy(candidate, Who(None, None))
         self.in_force.replace(candidate)
         if revision is None:
@@ -80,7 +79,7 @@ class PolicyKeeper:
         log.info("policy %s in force from revision %s", candidate.sha256, revision)
         return ReloadResult(True, candidate.sha256, revision, f"policy in force from revision {revision}")
 
-    def _refused(self, current: Policy, reason: str) -> ReloadResult:
+    def _refused(self, reason: str) -> ReloadResult:
         self.follow()
         log.error("policy not reloaded: %s", reason)
         return ReloadResult(False, self.in_force().sha256, None, reason)
