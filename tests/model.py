@@ -91,7 +91,8 @@ class Model:
             and self._may(actor, "manage_members", "Account", {"id": account_id})
         )
 
-    def change_role(self, actor: str | None, account_id: str, user: str, role: str) -> Outcome:
+    def _refuse_member_change(self, actor: str | None, account_id: str, user: str, action: str) -> Outcome | None:
+        """What refuses changing or removing a membership before its new value matters, in the service's order."""
         account = self.accounts.get(account_id)
         if account is None:
             return Outcome(404, "account_not_found")
@@ -99,12 +100,21 @@ class Model:
             return Outcome(404, "member_not_found")
         if self._protected(actor, account_id, user):
             return Outcome(409, "payment_manager_protected")
-        if not self._may(actor, "change_role", "Membership", {"account": account_id, "user": user}):
+        if not self._may(actor, action, "Membership", {"account": account_id, "user": user}):
             return Outcome(403, "forbidden")
-        current = account.members[user]
-        if current == role:
+        return None
+
+    def _last_admin(self, account: ModelAccount, user: str) -> bool:
+        return account.members[user] == "admin" and list(account.members.values()).count("admin") <= 1
+
+    def change_role(self, actor: str | None, account_id: str, user: str, role: str) -> Outcome:
+        refused = self._refuse_member_change(actor, account_id, user, "change_role")
+        if refused is not None:
+            return refused
+        account = self.accounts[account_id]
+        if account.members[user] == role:
             return OK
-        if current == "admin" and list(account.members.values()).count("admin") <= 1:
+        if self._last_admin(account, user):
             return Outcome(409, "last_admin")
         if role == PAYMENT_MANAGER and PAYMENT_MANAGER in account.members.values():
             return Outcome(409, "payment_manager_exists")
@@ -112,16 +122,11 @@ class Model:
         return OK
 
     def remove(self, actor: str | None, account_id: str, user: str) -> Outcome:
-        account = self.accounts.get(account_id)
-        if account is None:
-            return Outcome(404, "account_not_found")
-        if user not in account.members:
-            return Outcome(404, "member_not_found")
-        if self._protected(actor, account_id, user):
-            return Outcome(409, "payment_manager_protected")
-        if not self._may(actor, "remove", "Membership", {"account": account_id, "user": user}):
-            return Outcome(403, "forbidden")
-        if account.members[user] == "admin" and list(account.members.values()).count("admin") <= 1:
+        refused = self._refuse_member_change(actor, account_id, user, "remove")
+        if refused is not None:
+            return refused
+        account = self.accounts[account_id]
+        if self._last_admin(account, user):
             return Outcome(409, "last_admin")
         del account.members[user]
         return OK
