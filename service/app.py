@@ -78,7 +78,7 @@ class Runtime:
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the service. `config` may set DATABASE_URL, AUTHZ_PRESHARED_KEY, AUTHZ_POLICY and MIGRATE."""
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES + 1  # see declare._json_body
     app.extensions["authz"] = Runtime.build(config)
 
     app.register_blueprint(decisions)

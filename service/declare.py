@@ -117,6 +117,8 @@ def _json_body() -> Any:
     """The request body parsed as JSON: an empty body is `{}`; anything else must be valid JSON."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise ApiError(413, "body_too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
+    # A body sent without a length (chunked) is cut off, silently, at the app's MAX_CONTENT_LENGTH,
+    # one byte over the limit: reading that byte is how an oversized one is told from a full one.
     raw = request.get_data(cache=False)
     if len(raw) > MAX_BODY_BYTES:
         raise ApiError(413, "body_too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
