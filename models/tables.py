@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from policies.world import ROLES
@@ -93,7 +93,7 @@ class Change(Base):
         Index("changes_by_kind", "kind", "revision"),
     )
 
-    revision: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    revision: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     at: Mapped[str] = mapped_column(String(40))
     kind: Mapped[str] = mapped_column(String(40))
     account_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
@@ -116,4 +116,4 @@ class RevisionCounter(Base):
     __tablename__ = "revision_counter"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    revision: Mapped[int] = mapped_column(Integer)
+    revision: Mapped[int] = mapped_column(BigInteger)

@@ -16,7 +16,7 @@ import re
 from typing import Any
 
 from policies.world import RESOURCE_TYPES
-from service.schemas import MAX_BATCH, MAX_ID_LENGTH
+from service.schemas import MAX_BATCH, MAX_ID_LENGTH, MAX_REVISION
 
 _ID = re.compile(r"[^\x00-\x1f\x7f/]{1," + str(MAX_ID_LENGTH) + "}")
 _ACTION = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
@@ -32,9 +32,9 @@ def _is_id(value: Any) -> bool:
 
 
 def _revision(body: dict, name: str) -> bool:
-    """Absent, or a JSON integer ≥ 0 (not a boolean)."""
+    """Absent, or a JSON integer from 0 to MAX_REVISION (not a boolean)."""
     value = body.get(name)
-    return value is None and name not in body or type(value) is int and value >= 0
+    return value is None and name not in body or type(value) is int and 0 <= value <= MAX_REVISION
 
 
 def _check(check: Any, allowed_keys: frozenset) -> bool:

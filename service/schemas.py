@@ -17,6 +17,7 @@ MAX_ID_LENGTH = 200
 MAX_BATCH = 1000
 MAX_PAGE_SIZE = 10_000
 MAX_CHANGES_LIMIT = 10_000
+MAX_REVISION = 2**63 - 1  # a revision is a 64-bit integer in the database; a larger one cannot even be compared
 # Python's `$` also matches before a final newline: `\Z` is the true end of the text.
 _PRINTABLE = validate.Regexp(r"[^\x00-\x1f\x7f]+\Z", error="must not contain control characters")
 # An id appears in URL paths (/v1/accounts/{id}/members/{user}), so it cannot hold a slash.
@@ -90,14 +91,14 @@ class ActorSchema(Schema):
 
 class ConsistencyFields(Schema):
     at_least_revision = StrictInteger(
-        validate=validate.Range(min=0),
+        validate=validate.Range(min=0, max=MAX_REVISION),
         metadata={"description": "answer from facts reflecting at least every change up to this revision"},
     )
 
 
 class TimeTravelFields(ConsistencyFields):
     as_of_revision = StrictInteger(
-        validate=validate.Range(min=0),
+        validate=validate.Range(min=0, max=MAX_REVISION),
         metadata={"description": "answer as of this past revision, from facts rebuilt from the change log"},
     )
 
@@ -265,7 +266,7 @@ class EmptyBody(Schema):
 
 class ChangesQuery(Schema):
     account = Id()
-    after = QueryInteger(load_default=0, validate=validate.Range(min=0))
+    after = QueryInteger(load_default=0, validate=validate.Range(min=0, max=MAX_REVISION))
     limit = QueryInteger(load_default=1000, validate=validate.Range(1, MAX_CHANGES_LIMIT))
 
 

@@ -142,3 +142,12 @@ def test_a_removal_is_never_followed_by_a_stale_allowed(api):
         removed = api.delete(f"/v1/accounts/{A}/members/{member}").json["revision"]
         assert not api.allowed(member, "edit_workspace", account(A), at_least_revision=removed)
         assert not api.allowed(member, "edit_workspace", account(A))
+
+
+def test_the_largest_revisions_are_answers_not_errors(api):
+    """Revisions are 64-bit: any the API accepts can be compared, on both databases."""
+    api.create_account(A, "u_admin")
+    assert api.get("/v1/changes?after=1099511627776").json["changes"] == []
+    for name in ("as_of_revision", "at_least_revision"):
+        ahead = api.post("/v1/authorize", {"actor": user("u_admin"), "action": "read", "resource": account(A), name: 2**63 - 1})
+        assert ahead.status == 400 and ahead.error_code == "revision_ahead", name

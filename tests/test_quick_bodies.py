@@ -16,7 +16,7 @@ ids = st.one_of(
     st.sampled_from(["", "a/b", "u_1\n", "a\x00", "x" * 201, "\x7f"]),
 )
 anything = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=False), ids, st.just([]), st.just({}))
-revisions = st.one_of(st.integers(-3, 10**12), anything)
+revisions = st.one_of(st.integers(-3, 10**12), st.integers(2**63 - 3, 2**63 + 3), anything)
 
 
 @st.composite
