@@ -30,7 +30,6 @@ from models.facts import TransactionFacts
 from models.history import POLICY_KIND, recorded_policy
 from models.tables import Account, Change, Membership, SupportAgent
 from policies.engine import Policy
-from policies.situations import situation_of
 
 PAYMENT_MANAGER_PROTECTED = (
     "Subscription Manager cannot be deleted when the admin does not have access to manage subscriptions. "
@@ -315,8 +314,8 @@ class Store:
         ).scalar()
 
     def _allowed(self, session: Session, user: str, action: str, resource_type: str, attributes: dict) -> bool:
-        situation = situation_of(_facts(session), resource_type, user, attributes)
-        return self.policy().is_allowed(situation, action)
+        policy = self.policy()
+        return policy.is_allowed(policy.situation(_facts(session), resource_type, user, attributes), action)
 
     def _require(
         self, session: Session, acting_user: str | None, action: str, resource_type: str, attributes: dict

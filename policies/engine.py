@@ -1,31 +1,33 @@
 """Loading `policy.polar` into oso and compiling it into a decision table.
 
-At load time the policy is evaluated by oso once for every situation (see
-`situations.py`): the answer is the set of actions it grants there. A decision
-then costs a dictionary lookup, and it is still the policy's own answer: the
-table holds nothing oso did not say. A situation missing from the table grants
-nothing (deny by default).
+At load time the policy is evaluated by oso for every situation (see
+`situations.py` and `compiler.py`): the answer is the set of actions it grants
+there. A decision then costs a dictionary lookup, and it is still the policy's
+own answer: the table holds nothing oso did not say, and a policy whose answers
+the table could not carry exactly is refused when it loads. A situation
+missing from the table grants nothing (deny by default), except an id pattern
+the table has not met yet, which oso evaluates once and the table keeps.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 
 from oso import Oso
 from polar.exceptions import OsoError as PolarError
 
+from policies.compiler import PolicyError, UnsoundPolicy, compile_policy, evaluate_pattern
 from policies.reader import Rule, read_rules
-from policies.situations import Names, Situation, all_situations, build_world
+from policies.situations import FactSource, Names, Situation, build_world, situation_of
 from policies.world import POLAR_CLASSES, RESOURCE_TYPES
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent.parent / "policy.polar"
-
-
-class PolicyError(Exception):
-    """The policy could not be loaded or compiled."""
+__all__ = ["Policy", "PolicyError", "UnsoundPolicy", "load_policy", "policy_from_text", "policy_path", "new_oso"]
 
 
 def policy_path() -> Path:
@@ -54,14 +56,11 @@ class Policy:
         self.source_name = source_name
         self.sha256 = hashlib.sha256(text.encode()).hexdigest()
         self.oso = new_oso(text, source_name)
-        self.table: dict[Situation, frozenset[str]] = {}
-        try:
-            for resource_type in RESOURCE_TYPES:
-                for situation in all_situations(resource_type):
-                    actor, resource = build_world(situation)
-                    self.table[situation] = frozenset(self.oso.authorized_actions(actor, resource))
-        except PolarError as error:
-            raise PolicyError(f"{source_name}: evaluating the policy failed: {error}") from error
+        compiled = compile_policy(self.oso, text, source_name)
+        self.table: dict[Situation, frozenset[str]] = compiled.table
+        # For each id slot ("actor", "account", ...), the literals the policy compares it with.
+        self.id_literals: Mapping[str, frozenset[str]] = compiled.literals
+        self._evaluating = threading.Lock()
 
     @cached_property
     def actions(self) -> dict[str, tuple[str, ...]]:
@@ -76,12 +75,24 @@ class Policy:
         """The policy's permission-granting rules, as an auditor reads them (for explanations)."""
         return read_rules(self.text)
 
+    def situation(self, facts: FactSource, resource_type: str, actor_id: str, attributes: dict[str, str]) -> Situation:
+        """The situation of a decision, its ids matched against this policy's literals."""
+        return situation_of(facts, resource_type, actor_id, attributes, self.id_literals)
+
     def allowed_actions(self, situation: Situation) -> frozenset[str]:
         """The actions granted in this situation (none for a situation the table lacks)."""
-        return self.table.get(situation, frozenset())
+        try:
+            return self.table[situation]
+        except KeyError:
+            if not situation.ids:
+                return frozenset()
+        with self._evaluating:  # an id pattern not met while compiling: equivalent to one that was (compiler.py)
+            if situation not in self.table:
+                self.table[situation] = evaluate_pattern(self.oso, situation)
+            return self.table[situation]
 
     def is_allowed(self, situation: Situation, action: str) -> bool:
-        return action in self.table.get(situation, frozenset())
+        return action in self.allowed_actions(situation)
 
     def has_role(self, situation: Situation, names: Names, role: str) -> bool:
         """Ask oso whether the situation's actor holds `role` (a derived one too) on its account."""

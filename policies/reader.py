@@ -18,6 +18,59 @@ _PARAM = re.compile(r'^\s*(?:"(?P<literal>[^"]*)"|(?P<name>\w+)\s*(?::\s*(?P<typ
 
 
 @dataclass(frozen=True)
+class Statement:
+    """One rule of the policy as written: its name, first line and text (comments removed)."""
+
+    name: str
+    line: int
+    last: int
+    text: str
+
+
+def statements(text: str) -> list[Statement]:
+    """Every rule of the policy, shorthand rules of resource blocks included, in file order."""
+    found: list[Statement] = []
+    current: list[str] = []
+    first = 0
+    block: str | None = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        code = _without_comment(raw).strip()
+        if not code:
+            continue
+        if not current:
+            opened = _RESOURCE_BLOCK.match(code) or _ACTOR_BLOCK.match(code)
+            if opened or code.startswith(("resource ", "actor ")):
+                block = code.split()[1]
+                if code.endswith("}"):
+                    block = None
+                continue
+            if code == "}":
+                block = None
+                continue
+            first = number
+        current.append(code)
+        if code.endswith(";"):
+            whole = " ".join(current)
+            current = []
+            if block is not None and whole.startswith('"'):
+                found.append(Statement(f"{block} block", first, number, whole))
+            elif block is None:
+                found.append(Statement(whole.split("(", 1)[0].strip(), first, number, whole))
+    return found
+
+
+def _without_comment(line: str) -> str:
+    """The line without its comment (a `#` outside a string literal)."""
+    in_string = False
+    for index, char in enumerate(line):
+        if char == '"' and (index == 0 or line[index - 1] != "\\"):
+            in_string = not in_string
+        elif char == "#" and not in_string:
+            return line[:index]
+    return line
+
+
+@dataclass(frozen=True)
 class Param:
     name: str | None
     type: str | None

@@ -32,7 +32,6 @@ from models.errors import StoreError
 from models.facts import DbFacts
 from models.store import SETTINGS, Store
 from policies.engine import Policy, PolicyInForce
-from policies.situations import situation_of
 from policies.world import RESOURCE_TYPES, ROLES
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -159,7 +158,7 @@ class _World:
         if match["action"] not in self.policy.actions[resource_type]:
             return StepResult(number, text, False, f"the policy has no action {match['action']} on {resource_type}")
         with self.db.read() as session:
-            situation = situation_of(DbFacts(session), resource_type, match["actor"], resource)
+            situation = self.policy.situation(DbFacts(session), resource_type, match["actor"], resource)
         allowed = self.policy.is_allowed(situation, match["action"])
         expected = match["negated"] is None
         if allowed == expected:

@@ -6,7 +6,8 @@ condition on the actor's role and the account's two settings, reduced to its
 simplest form (`role = 'payment_manager' OR (role = 'admin' AND NOT
 restricted)`), so the database can walk the actor's memberships by index in
 account order. Only if the policy could grant the action to a non-member does
-the query walk every account. Statements are built once per policy, action
+the query walk every account. Accounts whose ids the policy names
+(`account.id = "acc_demo"`) are left out of the query and decided one by one. Statements are built once per policy, action
 and shape, then reused with the actor's id bound.
 """
 
@@ -20,17 +21,25 @@ from sqlalchemy import ColumnElement, Select, and_, bindparam, false, or_, selec
 
 from models.tables import Account, Membership
 from policies.engine import Policy
+from policies.situations import IdPattern, Situation
+from policies.world import ROLES
 
 RESTRICTED = Account.restrict_subscription_to_payment_manager
 AUTO_ADD = Account.auto_add_subscription_invoices_to_purchases
 
 
-def granting_situations(policy: Policy, action: str, support: bool) -> frozenset[tuple[str | None, bool, bool]]:
-    """(actor role, restricted, auto_add) of every situation in which the policy grants `action` on an account."""
+def granting_situations(
+    policy: Policy, action: str, support: bool, actor_ids: IdPattern = ()
+) -> frozenset[tuple[str | None, bool, bool]]:
+    """(actor role, restricted, auto_add) of every situation in which the policy grants `action` on an account.
+
+    `actor_ids` says which of the policy's literals the actor's id equals; the
+    account's id equals none of them (those accounts are decided one by one).
+    """
     return frozenset(
-        (situation.actor_role, situation.restricted, situation.auto_add)
-        for situation, actions in policy.table.items()
-        if situation.resource_type == "Account" and situation.actor_is_support_agent == support and action in actions
+        (role, restricted, auto_add)
+        for role, restricted, auto_add in product((None, *ROLES), (False, True), (False, True))
+        if policy.is_allowed(Situation("Account", role, support, restricted, auto_add, ids=actor_ids), action)
     )
 
 
@@ -69,15 +78,21 @@ def condition(granted: frozenset[tuple[str | None, bool, bool]]) -> ColumnElemen
 
 
 @lru_cache(maxsize=512)
-def account_query(policy: Policy, action: str, support: bool, paged: bool, resumed: bool) -> Select:
-    """The statement listing account ids; binds `actor`, and `after` / `limit` when resumed / paged."""
-    granted = granting_situations(policy, action, support)
+def account_query(
+    policy: Policy, action: str, support: bool, paged: bool, resumed: bool, actor_ids: IdPattern = (),
+    excluded: bool = False,
+) -> Select:
+    """The statement listing account ids; binds `actor`, `after` / `limit` when resumed / paged, `excluded` if asked.
+
+    `excluded` leaves out the accounts whose ids the policy names (bound as a list): they are decided one by one.
+    """
+    granted = granting_situations(policy, action, support, actor_ids)
     if any(role is None for role, _, _ in granted):
         # A non-member may be granted the action: every account has to be looked at.
         query = select(Account.id).outerjoin(
             Membership, and_(Membership.account_id == Account.id, Membership.user_id == bindparam("actor"))
         )
-        return _page(query.where(condition(granted)), Account.id, paged, resumed)
+        return _page(query.where(condition(granted)), Account.id, paged, resumed, excluded)
     # Walk the actor's memberships in account order (index memberships_by_user). The roles granted
     # whatever the settings need nothing more; only the others look the account's settings up, so a
     # partner's list costs the same in a store of a thousand accounts or of a million.
@@ -100,15 +115,17 @@ def account_query(policy: Policy, action: str, support: bool, paged: bool, resum
     if not branches:
         return select(Membership.account_id).where(false())
     if len(branches) == 1:
-        return _page(branches[0], Membership.account_id, paged, resumed)
+        return _page(branches[0], Membership.account_id, paged, resumed, excluded)
     # Each branch pages itself (in a subquery: SQLite takes no ORDER BY inside a UNION), then the union does.
-    pages = [_page(branch, Membership.account_id, paged, resumed).subquery() for branch in branches]
+    pages = [_page(branch, Membership.account_id, paged, resumed, excluded).subquery() for branch in branches]
     each = union_all(*(select(page.c.account_id) for page in pages)).subquery()
     return _page(select(each.c.account_id), each.c.account_id, paged, resumed)
 
 
-def _page(query: Select, account_id, paged: bool, resumed: bool) -> Select:
+def _page(query: Select, account_id, paged: bool, resumed: bool, excluded: bool = False) -> Select:
     query = query.order_by(account_id)
+    if excluded:
+        query = query.where(account_id.not_in(bindparam("excluded", expanding=True)))
     if resumed:
         query = query.where(account_id > bindparam("after"))
     if paged:

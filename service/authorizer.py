@@ -19,7 +19,8 @@ from models.facts import FactCache, RevisionAhead
 from models.history import FactsAsOf
 from policies.engine import Policy
 from policies.explain import explain
-from policies.situations import Names, Situation, situation_of
+from policies.ids import ACCOUNT_SLOT, ACTOR
+from policies.situations import Names, Situation, id_pattern
 from policies.world import RESOURCE_TYPES, account_of
 from service.account_listing import account_query
 from service.policy_keeper import PolicyKeeper
@@ -38,11 +39,13 @@ class Authorizer:
         self.policy = policy
         self.keeper = keeper
 
-    def _situation(self, actor: str, resource: Resource) -> Situation:
+    def _situation(self, policy: Policy, actor: str, resource: Resource) -> Situation:
         attributes = {name: value for name, value in resource.items() if name != "type"}
-        party = RESOURCE_TYPES[resource["type"]].party
-        self.cache.prefetch(actor, account_of(resource["type"], attributes), attributes[party] if party else None)
-        return situation_of(self.cache, resource["type"], actor, attributes)
+        other_user = RESOURCE_TYPES[resource["type"]].other_user
+        self.cache.prefetch(
+            actor, account_of(resource["type"], attributes), attributes[other_user] if other_user else None
+        )
+        return policy.situation(self.cache, resource["type"], actor, attributes)
 
     def _check_action(self, policy: Policy, resource_type: str, action: str) -> None:
         if action not in policy.actions[resource_type]:
@@ -66,7 +69,7 @@ class Authorizer:
         else:
             with self.cache.fresh(at_least_revision) as revision:
                 policy = self.policy()  # after the sync: the policy in force at that revision
-                situation = self._situation(actor, resource)
+                situation = self._situation(policy, actor, resource)
         self._check_action(policy, resource["type"], action)
         answer: dict[str, Any] = {
             "allowed": policy.is_allowed(situation, action),
@@ -84,8 +87,9 @@ class Authorizer:
             if revision > latest:
                 raise RevisionAhead(f"as_of_revision {revision} is ahead of the latest revision, {latest}")
             attributes = {name: value for name, value in resource.items() if name != "type"}
-            situation = situation_of(FactsAsOf(session, revision), resource["type"], actor, attributes)
-        return self.keeper.at(revision), situation, revision
+            policy = self.keeper.at(revision)
+            situation = policy.situation(FactsAsOf(session, revision), resource["type"], actor, attributes)
+        return policy, situation, revision
 
     def authorize_batch(self, checks: list[dict], at_least_revision: int | None = None) -> dict[str, Any]:
         with self.cache.fresh(at_least_revision) as revision:
@@ -96,7 +100,7 @@ class Authorizer:
                 except UnknownAction as error:
                     raise UnknownAction(f"checks.{index}.action: {error.message}") from None
             results = [
-                {"allowed": policy.is_allowed(self._situation(check["actor"]["id"], check["resource"]), check["action"])}
+                {"allowed": policy.is_allowed(self._situation(policy, check["actor"]["id"], check["resource"]), check["action"])}
                 for check in checks
             ]
         return {"results": results, "revision": revision, "policy": policy.sha256}
@@ -109,7 +113,7 @@ class Authorizer:
         else:
             with self.cache.fresh(at_least_revision) as revision:
                 policy = self.policy()
-                situation = self._situation(actor, resource)
+                situation = self._situation(policy, actor, resource)
         return {"actions": sorted(policy.allowed_actions(situation)), "revision": revision, "policy": policy.sha256}
 
     def list_accounts(
@@ -128,11 +132,23 @@ class Authorizer:
         with self.cache.fresh(at_least_revision) as revision:
             policy = self.policy()
             support = self.cache.is_support_agent(actor)
-        self._check_action(policy, "Account", action)
-        query = account_query(policy, action, support, page_size is not None, after is not None)
-        parameters = {"actor": actor, "after": after, "limit": (page_size or 0) + 1}
+            self._check_action(policy, "Account", action)
+            # Accounts the policy names by id are decided one by one, like any decision; the query lists the others.
+            named = sorted(policy.id_literals.get(ACCOUNT_SLOT, ()))
+            special = [
+                account_id
+                for account_id in named
+                if (after is None or account_id > after)
+                and self.cache.account_settings(account_id) is not None
+                and policy.is_allowed(self._situation(policy, actor, {"type": "Account", "id": account_id}), action)
+            ]
+        actor_ids = id_pattern({ACTOR: policy.id_literals.get(ACTOR, frozenset())}, {ACTOR: actor})
+        query = account_query(policy, action, support, page_size is not None, after is not None, actor_ids, bool(named))
+        parameters = {"actor": actor, "after": after, "limit": (page_size or 0) + 1, "excluded": named}
         with self.db.engine.connect() as connection:
             ids = list(connection.execute(query, parameters).scalars())
+        if special:
+            ids = sorted(ids + special)
         next_token = None
         if page_size is not None and len(ids) > page_size:
             ids = ids[:page_size]
@@ -141,12 +157,12 @@ class Authorizer:
 
 
 def _names(actor: str, resource: Resource) -> Names:
-    party = RESOURCE_TYPES[resource["type"]].party
+    other_user = RESOURCE_TYPES[resource["type"]].other_user
     return Names(
         actor=actor,
         account=resource["id"] if resource["type"] == "Account" else resource["account"],
         resource=resource.get("id", f"{resource.get('user')}@{resource.get('account')}"),
-        other_user=resource[party] if party else "",
+        other_user=resource[other_user] if other_user else "",
     )
 
 
