@@ -1,8 +1,10 @@
 """Declared endpoints: each states its scope, input schemas, answer schema and errors once.
 
 `endpoint(...)` wraps a view so that it authenticates the caller, loads and
-validates the body and the query string, and turns the view's result into
+validates the query string and the body, and turns the view's result into
 JSON. The same declarations produce the OpenAPI document (`openapi.py`).
+Every endpoint has a query schema (by default one that takes no parameter):
+an unknown or repeated query parameter is refused, never ignored.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from flask import Blueprint, Response, current_app, g, request
 from marshmallow import Schema
 
 from service.errors import ApiError
-from service.schemas import MAX_ID_LENGTH
+from service.schemas import MAX_ID_LENGTH, EmptyQuery
 
 MAX_BODY_BYTES = 1_000_000
 
@@ -29,7 +31,7 @@ class Endpoint:
     summary: str
     scope: str | tuple[str, ...] | None
     body: Schema | None
-    query: Schema | None
+    query: Schema
     answer: Schema | None
     status: int
     errors: tuple[int, ...]
@@ -62,7 +64,7 @@ def endpoint(
     loads or refuses (see quick_bodies.py).
     """
     body_schema = body() if body else None
-    query_schema = query() if query else None
+    query_schema = (query or EmptyQuery)()
     declared = Endpoint(
         rule=rule,
         method=method,
@@ -72,7 +74,7 @@ def endpoint(
         query=query_schema,
         answer=answer() if answer else None,
         status=status,
-        errors=tuple(sorted({*errors, *((401, 403, 503) if scope else ()), *((400,) if body or query else ())})),
+        errors=tuple(sorted({*errors, 400, *((401, 403, 503) if scope else ())})),  # 400: at least the query string
         tag=blueprint.name,
         path_parameters=[part[1:-1].split(":")[-1] for part in rule.split("/") if part.startswith("<")],
     )
@@ -91,12 +93,16 @@ def endpoint(
             for name, value in path_arguments.items():
                 _check_path_argument(name, value)
             arguments = dict(path_arguments)
+            # An endpoint without query parameters and a request without a query string (the decision
+            # endpoints' hot path) cost one test here: `query_string` is the raw bytes, parsed by nobody.
+            if query is not None or request.query_string:
+                loaded_query = query_schema.load(_query_arguments())
+                if query is not None:
+                    arguments["query"] = loaded_query
             if body_schema is not None:
                 raw = _json_body()
                 loaded = quick_body(raw) if quick_body is not None else None
                 arguments["body"] = loaded if loaded is not None else body_schema.load(raw)
-            if query_schema is not None:
-                arguments["query"] = query_schema.load(request.args.to_dict())
             result = view(**arguments)
             if isinstance(result, Response):
                 return result
@@ -111,6 +117,14 @@ def endpoint(
 def _check_path_argument(name: str, value: str) -> None:
     if not 1 <= len(value) <= MAX_ID_LENGTH or any(ord(char) < 32 or ord(char) == 127 for char in value):
         raise ApiError(400, "invalid_request", f"{name}: must be 1 to {MAX_ID_LENGTH} printable characters")
+
+
+def _query_arguments() -> dict[str, str]:
+    """The query string, one value a name: a name given twice is refused rather than reduced to one value."""
+    repeated = sorted(name for name, values in request.args.lists() if len(values) > 1)
+    if repeated:
+        raise ApiError(400, "invalid_request", f"{', '.join(repeated)}: given more than once in the query string")
+    return request.args.to_dict()
 
 
 def _json_body() -> Any:

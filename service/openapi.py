@@ -7,7 +7,7 @@ from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from marshmallow import Schema, fields
+from marshmallow import Schema, ValidationError, fields
 
 from policies.engine import Policy
 from service.declare import ENDPOINTS
@@ -56,7 +56,10 @@ def _document_for(policy_sha256: str, actions: tuple[tuple[str, tuple[str, ...]]
         version="1.0.0",
         openapi_version="3.0.3",
         plugins=[plugin],
-        info={"description": "Who may do what in a client company's accounting workspace: decisions and facts."},
+        info={
+            "description": "Who may do what in a client company's accounting workspace: decisions and facts. "
+            "A query parameter an operation does not list, or one given twice, is refused (400)."
+        },
         components={"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     )
     plugin.map_to_openapi_type(StrictBoolean, "boolean", None)
@@ -96,13 +99,13 @@ def _document_for(policy_sha256: str, actions: tuple[tuple[str, tuple[str, ...]]
             }
             for name in declared.path_parameters
         ]
-        if declared.query is not None:
+        if declared.query.fields:
             parameters.append({"in": "query", "schema": declared.query})
         if parameters:
             operation["parameters"] = parameters
         if declared.body is not None:
             operation["requestBody"] = {
-                "required": bool(declared.body.fields),  # an empty schema: the body may be left out
+                "required": not _accepts_empty(declared.body),  # a body left out is read as `{}`
                 "content": {"application/json": {"schema": declared.body}},
             }
         paths.setdefault(path, {})[declared.method.lower()] = operation
@@ -193,6 +196,15 @@ def _state_what_validators_check(document: dict, actions: dict[str, tuple[str, .
         {"required": ["restrict_subscription_to_payment_manager"]},
         {"required": ["auto_add_subscription_invoices_to_purchases"]},
     ]
+
+
+def _accepts_empty(schema: Schema) -> bool:
+    """Whether `{}` is a valid body: then the body may be left out (e.g. removing a member as a system change)."""
+    try:
+        schema.load({})
+    except ValidationError:
+        return False
+    return True
 
 
 def _answer(schema: Schema | None, status: int) -> dict:

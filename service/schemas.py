@@ -186,8 +186,19 @@ class ActingUserFields(Schema):
     acting_user = Id(metadata={"description": "the person the change is made for; absent: a trusted system change"})
 
 
-class ActingUserQuery(ActingUserFields):
-    pass
+class ActingUserQuery(Schema):
+    """`?acting_user=`: on a read, who must be allowed to see it; on a write, as in the body."""
+
+    acting_user = Id(
+        metadata={
+            "description": "the person the request is made for (absent: a trusted system request); on a write, "
+            "it may be given here or as acting_user in the body, and given in both it must be the same"
+        }
+    )
+
+
+class EmptyQuery(Schema):
+    """No query parameter: an endpoint declared without a query schema refuses any."""
 
 
 class AccountCreate(Schema):
@@ -239,6 +250,10 @@ class MemberCreate(ActingUserFields):
 
 class MemberPatch(ActingUserFields):
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
+
+
+class MemberRemove(ActingUserFields):
+    """The optional body of removing a member: `acting_user`, or nothing."""
 
 
 class MemberAnswer(Schema):

@@ -2,7 +2,10 @@
 
 A change carrying `acting_user` is authorized for that person with the same
 policy as any decision (403 when they lack the permission); without it, it is
-a trusted system change. Every successful write answers the new `revision`.
+a trusted system change. A write made for a person takes `acting_user` in the
+body or in the query string (the same in both if given twice); the endpoints
+where no person acts (sign-up, support agents) refuse it as an unknown field.
+Every successful write answers the new `revision`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from flask import Blueprint, current_app, g
 from models.changelog import Who
 from service import schemas
 from service.declare import endpoint
+from service.errors import ApiError
 
 facts = Blueprint("facts", __name__)
 
@@ -20,8 +24,20 @@ def _store():
     return current_app.extensions["authz"].store
 
 
-def _who(acting_user: str | None) -> Who:
-    return Who(acting_user, g.caller.key_id)
+def _who(body: dict | None = None, query: dict | None = None) -> Who:
+    """Who a write is made for: `acting_user` of the body or of the query string; neither: a trusted system change.
+
+    Given in both, they must name the same person: neither silently wins over the other
+    (each write once read only one place, so a reader named in the other went unchecked).
+    """
+    in_body = (body or {}).get("acting_user")
+    in_query = (query or {}).get("acting_user")
+    if in_body is not None and in_query is not None and in_body != in_query:
+        raise ApiError(
+            400, "acting_user_conflict",
+            "acting_user: the body and the query string name different people; give it once, or the same in both",
+        )
+    return Who(in_body if in_body is not None else in_query, g.caller.key_id)
 
 
 def _with_revision(written) -> dict:
@@ -33,7 +49,7 @@ def _with_revision(written) -> dict:
     status=201, errors=(409,), summary="Sign-up: create an account with its first admin",
 )
 def create_account(body: dict) -> dict:
-    return _with_revision(_store().create_account(body["id"], body["name"], body["admin"], _who(None)))
+    return _with_revision(_store().create_account(body["id"], body["name"], body["admin"], _who()))
 
 
 @endpoint(
@@ -56,12 +72,12 @@ def get_billing_settings(account_id: str, query: dict) -> dict:
 
 @endpoint(
     facts, "/v1/accounts/<account_id>/billing-settings", "PATCH", scope="write", body=schemas.BillingSettingsPatch,
-    answer=schemas.BillingSettingsAnswer, errors=(404, 409), summary="Change an account's billing settings",
+    query=schemas.ActingUserQuery, answer=schemas.BillingSettingsAnswer, errors=(404, 409),
+    summary="Change an account's billing settings",
 )
-def patch_billing_settings(account_id: str, body: dict) -> dict:
+def patch_billing_settings(account_id: str, body: dict, query: dict) -> dict:
     """Needs `manage_billing_settings`. Restricting without a payment manager is refused (409)."""
-    acting_user = body.pop("acting_user", None)
-    return _with_revision(_store().update_billing_settings(account_id, body, _who(acting_user)))
+    return _with_revision(_store().update_billing_settings(account_id, body, _who(body, query)))
 
 
 @endpoint(
@@ -75,29 +91,30 @@ def list_members(account_id: str, query: dict) -> dict:
 
 @endpoint(
     facts, "/v1/accounts/<account_id>/members", "POST", scope="write", body=schemas.MemberCreate,
-    answer=schemas.MemberAnswer, status=201, errors=(404, 409), summary="Invite a member with a role",
+    query=schemas.ActingUserQuery, answer=schemas.MemberAnswer, status=201, errors=(404, 409),
+    summary="Invite a member with a role",
 )
-def invite_member(account_id: str, body: dict) -> dict:
+def invite_member(account_id: str, body: dict, query: dict) -> dict:
     """Needs `manage_members`. A second invitation of the same user, or a second payment manager, is refused (409)."""
-    return _with_revision(_store().invite(account_id, body["user"], body["role"], _who(body.get("acting_user"))))
+    return _with_revision(_store().invite(account_id, body["user"], body["role"], _who(body, query)))
 
 
 @endpoint(
     facts, "/v1/accounts/<account_id>/members/<user>", "PATCH", scope="write", body=schemas.MemberPatch,
-    answer=schemas.MemberAnswer, errors=(404, 409), summary="Change a member's role",
+    query=schemas.ActingUserQuery, answer=schemas.MemberAnswer, errors=(404, 409), summary="Change a member's role",
 )
-def change_member_role(account_id: str, user: str, body: dict) -> dict:
+def change_member_role(account_id: str, user: str, body: dict, query: dict) -> dict:
     """Needs `change_role` on the membership. Invariants 1, 3 and 4 apply (409)."""
-    return _with_revision(_store().change_role(account_id, user, body["role"], _who(body.get("acting_user"))))
+    return _with_revision(_store().change_role(account_id, user, body["role"], _who(body, query)))
 
 
 @endpoint(
-    facts, "/v1/accounts/<account_id>/members/<user>", "DELETE", scope="write", query=schemas.ActingUserQuery,
-    answer=schemas.MemberAnswer, errors=(404, 409), summary="Remove a member",
+    facts, "/v1/accounts/<account_id>/members/<user>", "DELETE", scope="write", body=schemas.MemberRemove,
+    query=schemas.ActingUserQuery, answer=schemas.MemberAnswer, errors=(404, 409), summary="Remove a member",
 )
-def remove_member(account_id: str, user: str, query: dict) -> dict:
-    """Needs `remove` on the membership (`?acting_user=`). Invariants 1 and 3 apply (409)."""
-    return _with_revision(_store().remove_member(account_id, user, _who(query.get("acting_user"))))
+def remove_member(account_id: str, user: str, body: dict, query: dict) -> dict:
+    """Needs `remove` on the membership. Invariants 1 and 3 apply (409). The body may be left out."""
+    return _with_revision(_store().remove_member(account_id, user, _who(body, query)))
 
 
 @endpoint(
@@ -105,8 +122,8 @@ def remove_member(account_id: str, user: str, query: dict) -> dict:
     summary="Make a user a support agent (customer service); idempotent",
 )
 def put_support_agent(user: str, body: dict) -> dict:
-    """A trusted system change (support tools): no body, or an empty object."""
-    written, _changed = _store().add_support_agent(user, _who(None))
+    """A trusted system change (support tools): no body, or an empty object; no `acting_user`."""
+    written, _changed = _store().add_support_agent(user, _who())
     return _with_revision(written)
 
 
@@ -115,7 +132,8 @@ def put_support_agent(user: str, body: dict) -> dict:
     answer=schemas.SupportAgentAnswer, errors=(404,), summary="Remove a user's support-agent role",
 )
 def delete_support_agent(user: str, body: dict) -> dict:
-    return _with_revision(_store().remove_support_agent(user, _who(None)))
+    """A trusted system change (support tools): no body, or an empty object; no `acting_user`."""
+    return _with_revision(_store().remove_support_agent(user, _who()))
 
 
 @endpoint(
