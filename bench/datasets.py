@@ -27,8 +27,8 @@ from pathlib import Path
 import psycopg
 from sqlalchemy import insert
 
-from models.db import Database
-from models.tables import Account, Membership
+from models.database import Database
+from models.tables import AccountRow, MembershipRow
 
 PARTNER = "u_partner"
 FIRMS = 200
@@ -114,7 +114,7 @@ def load(url: str, data: DataSet) -> None:
 def _load_sqlite(db: Database, data: DataSet) -> None:
     with db.write_engine.begin() as connection:
         connection.execute(
-            insert(Account.__table__),
+            insert(AccountRow.__table__),
             [
                 {
                     "id": id_,
@@ -126,7 +126,7 @@ def _load_sqlite(db: Database, data: DataSet) -> None:
             ],
         )
         connection.execute(
-            insert(Membership.__table__),
+            insert(MembershipRow.__table__),
             [{"account_id": account, "user_id": user, "role": role} for account, user, role in data.memberships],
         )
     with db.engine.connect() as connection:

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.server import serve  # noqa: E402
 from models.changelog import Who  # noqa: E402
-from service.app import Runtime  # noqa: E402
+from service.core.runtime import Runtime  # noqa: E402
 from tests.support import TEST_KEY  # noqa: E402
 
 

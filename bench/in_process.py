@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from bench.workload import LIST_REQUEST, Check
-from service.app import Runtime
+from service.core.runtime import Runtime
 
 
 class WrongAnswer(AssertionError):

@@ -32,7 +32,7 @@ from bench.in_process import WrongAnswer
 from bench.server import KEY, Server, serve, worker_rss_mb
 from bench.stats import Figure
 from bench.workload import LIST_REQUEST, authorize_lines, batch_body, decision_pool, every_membership_batches
-from service.app import Runtime
+from service.core.runtime import Runtime
 
 BENCH_DIR = Path(__file__).resolve().parent
 POSTGRES_ADMIN = os.environ.get("AUTHZ_BENCH_POSTGRES", os.environ.get("AUTHZ_TEST_POSTGRES", "postgresql://127.0.0.1:5432/postgres"))

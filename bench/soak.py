@@ -57,8 +57,8 @@ import psycopg
 import requests
 
 from bench.soak_pg import ThrowawayPostgres
-from models.store import PAYMENT_MANAGER_PROTECTED
 from service.client import AuthzClient, AuthzError, Unavailable
+from service.core.invariants import PAYMENT_MANAGER_PROTECTED
 from tests.servers import PROJECT, RunningServer, served
 from tests.support import TEST_KEY
 

@@ -29,9 +29,9 @@ from sqlalchemy.orm import Session
 from bench.datasets import PARTNER, DataSet, account_id, admin_of
 from bench.server import HEADERS, KEY
 from bench.wrk import WrkError
-from models.changelog import verify_chain
-from models.db import Database
-from models.store import PAYMENT_MANAGER_PROTECTED
+from models.database import Database
+from models.verification import verify_chain
+from service.core.invariants import PAYMENT_MANAGER_PROTECTED
 
 SCRIPT = Path(__file__).with_name("wrk_writes.lua")
 REFUSAL_INTERVAL_SECONDS = 0.02

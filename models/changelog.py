@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,18 +18,19 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from models.tables import Change, RevisionCounter
+from models.database import Database
+from models.tables import ChangeRow, RevisionCounterRow
 
 GENESIS_HASH = "0" * 64
 # Built once: the write path is hot. Table-level statements skip the ORM's bulk machinery.
 _NEXT_REVISION = (
-    update(RevisionCounter.__table__)
-    .where(RevisionCounter.__table__.c.id == 1)
-    .values(revision=RevisionCounter.__table__.c.revision + 1)
-    .returning(RevisionCounter.__table__.c.revision)
+    update(RevisionCounterRow.__table__)
+    .where(RevisionCounterRow.__table__.c.id == 1)
+    .values(revision=RevisionCounterRow.__table__.c.revision + 1)
+    .returning(RevisionCounterRow.__table__.c.revision)
 )
-_HASH_OF = select(Change.__table__.c.hash).where(Change.__table__.c.revision == bindparam("revision"))
-_INSERT_ENTRY = insert(Change.__table__)
+_HASH_OF = select(ChangeRow.__table__.c.hash).where(ChangeRow.__table__.c.revision == bindparam("revision"))
+_INSERT_ENTRY = insert(ChangeRow.__table__)
 NOTIFY_CHANNEL = "authz_changes"  # see migration 0004
 HASHED_FIELDS = ("revision", "at", "kind", "account", "user", "acting_user", "api_key", "before", "after", "prev_hash")
 
@@ -109,14 +109,14 @@ def append(
 
 def lock_counter(session: Session) -> None:
     """Take the counter's lock now, for a change with no account row to lock (support agents, API keys)."""
-    session.execute(select(RevisionCounter.revision).where(RevisionCounter.id == 1).with_for_update())
+    session.execute(select(RevisionCounterRow.revision).where(RevisionCounterRow.id == 1).with_for_update())
 
 
 def current_revision(connection: Connection | Session) -> int:
-    return connection.execute(select(RevisionCounter.revision).where(RevisionCounter.id == 1)).scalar_one()
+    return connection.execute(select(RevisionCounterRow.revision).where(RevisionCounterRow.id == 1)).scalar_one()
 
 
-def entry_fields(change: Change) -> dict[str, Any]:
+def entry_fields(change: ChangeRow) -> dict[str, Any]:
     """An entry as stored, under the names its hash covers."""
     return {
         "revision": change.revision,
@@ -132,7 +132,7 @@ def entry_fields(change: Change) -> dict[str, Any]:
     }
 
 
-def entry_document(change: Change) -> dict[str, Any]:
+def entry_document(change: ChangeRow) -> dict[str, Any]:
     """An entry as the API and the command-line tool show it."""
     fields = entry_fields(change)
     fields["before"] = json.loads(change.before)
@@ -141,70 +141,11 @@ def entry_document(change: Change) -> dict[str, Any]:
     return fields
 
 
-@dataclass(frozen=True)
-class Verification:
-    ok: bool
-    entries: int
-    revision: int
-    first_bad_revision: int | None = None
-    problem: str | None = None
-    drift: tuple[str, ...] = ()
-
-
-def verify(session: Session) -> Verification:
-    """Walk the whole log and report the first entry that was edited, deleted or reordered.
-
-    Then, if the log is intact, rebuild the facts from it and report where the
-    fact tables differ (a fact changed in the database behind the log's back).
-    """
-    chain = verify_chain(session)
-    if not chain.ok:
-        return chain
-    from models.history import facts_drift  # history reads the log; the log does not need history
-
-    drift = tuple(facts_drift(session))
-    if drift:
-        return Verification(
-            False, chain.entries, chain.revision, None,
-            f"the fact tables differ from what the change log records ({len(drift)} shown)", drift,
-        )
-    return chain
-
-
-def verify_chain(session: Session) -> Verification:
-    expected_revision = 1
-    prev_hash = GENESIS_HASH
-    count = 0
-    for change in _all_entries(session):
-        count += 1
-        if change.revision != expected_revision:
-            return Verification(
-                False, count, change.revision, expected_revision,
-                f"revision {expected_revision} is missing: the entry was deleted or the log reordered",
-            )
-        if change.prev_hash != prev_hash:
-            return Verification(
-                False, count, change.revision, change.revision,
-                f"revision {change.revision} does not follow revision {change.revision - 1}: "
-                "an entry was replaced or the log reordered",
-            )
-        if entry_hash(entry_fields(change)) != change.hash:
-            return Verification(
-                False, count, change.revision, change.revision,
-                f"revision {change.revision} was edited: its content no longer matches its hash",
-            )
-        prev_hash = change.hash
-        expected_revision += 1
-    counter = current_revision(session)
-    if counter != expected_revision - 1:
-        return Verification(
-            False, count, counter, expected_revision,
-            f"the log ends at revision {expected_revision - 1} but revision {counter} was handed out: "
-            "the last entries were deleted",
-        )
-    return Verification(True, count, counter)
-
-
-def _all_entries(session: Session) -> Iterator[Change]:
-    result = session.execute(select(Change).order_by(Change.revision).execution_options(yield_per=1000))
-    yield from result.scalars()
+def entries(db: Database, *, account: str | None, after: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """Entries after revision `after` (of one account, if given), oldest first, at most `limit`; and the latest revision."""
+    with db.read() as session:
+        query = select(ChangeRow).where(ChangeRow.revision > after).order_by(ChangeRow.revision).limit(limit)
+        if account is not None:
+            query = query.where(ChangeRow.account_id == account)
+        found = [entry_document(change) for change in session.execute(query).scalars()]
+        return found, current_revision(session)

@@ -1,9 +1,21 @@
-"""Why a change or a lookup was refused; the service turns each into its HTTP status."""
+"""Why storage could not answer: plain exceptions with a `code` and a message, no HTTP status.
+
+Each edge of the service turns them into its own answer (the JSON API's statuses are in
+`service/http/errors.py`, the auditor's error pages in `service/audit/errors.py`).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+# What a lost or unreachable database raises from any statement: the edges answer "unavailable".
+DATABASE_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
 
 
-class StoreError(Exception):
-    status = 400
-    code = "invalid_request"
+class StorageError(Exception):
+    """A lookup or a change storage refused; `code` names why, for machines."""
+
+    code = "storage_error"
 
     def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message)
@@ -12,27 +24,25 @@ class StoreError(Exception):
             self.code = code
 
 
-class NotFound(StoreError):
-    status = 404
+class NotFound(StorageError):
+    """No such account, member, support agent or API key."""
+
     code = "not_found"
 
 
-class Forbidden(StoreError):
-    """The acting user lacks the permission the change needs."""
+class Conflict(StorageError):
+    """The change collides with what is stored (a concurrent change, a taken id); nothing was changed."""
 
-    status = 403
-    code = "forbidden"
-
-
-class Conflict(StoreError):
-    """The change would break an invariant; nothing was changed."""
-
-    status = 409
     code = "conflict"
 
 
-class Unavailable(StoreError):
+class Unavailable(StorageError):
     """The database cannot be reached: nothing is decided and nothing is written."""
 
-    status = 503
     code = "unavailable"
+
+
+class RevisionAhead(StorageError):
+    """A revision was asked for that the change log has not reached."""
+
+    code = "revision_ahead"

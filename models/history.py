@@ -11,11 +11,16 @@ since.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models.tables import Change
+from models.changelog import current_revision
+from models.database import Database
+from models.errors import RevisionAhead
+from models.tables import AccountRow, ApiKeyRow, ChangeRow, MembershipRow, SupportAgentRow
 
 SETTINGS_KINDS = ("account.create", "billing_settings.update")
 ROLE_KINDS = ("account.create", "member.invite", "member.change_role", "member.remove")
@@ -30,13 +35,13 @@ class FactsAsOf:
         self.session = session
         self.revision = revision
 
-    def _latest(self, *conditions) -> Change | None:
+    def _latest(self, *conditions) -> ChangeRow | None:
         return self.session.execute(
-            select(Change).where(Change.revision <= self.revision, *conditions).order_by(Change.revision.desc()).limit(1)
+            select(ChangeRow).where(ChangeRow.revision <= self.revision, *conditions).order_by(ChangeRow.revision.desc()).limit(1)
         ).scalar()
 
     def account_settings(self, account_id: str) -> tuple[bool, bool] | None:
-        change = self._latest(Change.account_id == account_id, Change.kind.in_(SETTINGS_KINDS))
+        change = self._latest(ChangeRow.account_id == account_id, ChangeRow.kind.in_(SETTINGS_KINDS))
         if change is None:
             return None
         after = json.loads(change.after)
@@ -47,23 +52,39 @@ class FactsAsOf:
 
     def role(self, user_id: str, account_id: str) -> str | None:
         change = self._latest(
-            Change.account_id == account_id, Change.user_id == user_id, Change.kind.in_(ROLE_KINDS)
+            ChangeRow.account_id == account_id, ChangeRow.user_id == user_id, ChangeRow.kind.in_(ROLE_KINDS)
         )
         if change is None:
             return None
         return "admin" if change.kind == "account.create" else json.loads(change.after)["role"]
 
     def is_support_agent(self, user_id: str) -> bool:
-        change = self._latest(Change.user_id == user_id, Change.kind.in_(SUPPORT_KINDS))
+        change = self._latest(ChangeRow.user_id == user_id, ChangeRow.kind.in_(SUPPORT_KINDS))
         return change is not None and bool(json.loads(change.after)["support_agent"])
+
+
+@contextmanager
+def facts_as_of(db: Database, revision: int) -> Iterator[FactsAsOf]:
+    """The facts as of `revision`, in one read transaction; `RevisionAhead` if the log has not reached it."""
+    with db.read() as session:
+        latest = current_revision(session)
+        if revision > latest:
+            raise RevisionAhead(f"as_of_revision {revision} is ahead of the latest revision, {latest}")
+        yield FactsAsOf(session, revision)
+
+
+def read_recorded_policy(db: Database, revision: int | None = None) -> tuple[int, str, str] | None:
+    """`recorded_policy`, in a read transaction of its own."""
+    with db.read() as session:
+        return recorded_policy(session, revision)
 
 
 def recorded_policy(session: Session, revision: int | None = None) -> tuple[int, str, str] | None:
     """The policy in force at `revision` (default: now) as recorded in the log: (revision, sha256, text)."""
-    query = select(Change).where(Change.kind == POLICY_KIND)
+    query = select(ChangeRow).where(ChangeRow.kind == POLICY_KIND)
     if revision is not None:
-        query = query.where(Change.revision <= revision)
-    change = session.execute(query.order_by(Change.revision.desc()).limit(1)).scalar()
+        query = query.where(ChangeRow.revision <= revision)
+    change = session.execute(query.order_by(ChangeRow.revision.desc()).limit(1)).scalar()
     if change is None:
         return None
     after = json.loads(change.after)
@@ -76,13 +97,11 @@ def facts_drift(session: Session, limit: int = 20) -> list[str]:
     Replays every entry, then compares accounts, memberships, support agents
     and API keys with the tables; answers at most `limit` differences.
     """
-    from models.tables import Account, ApiKey, Membership, SupportAgent
-
     accounts: dict[str, tuple] = {}
     roles: dict[tuple[str, str], str] = {}
     support: set[str] = set()
     keys: dict[str, tuple] = {}
-    for change in session.execute(select(Change).order_by(Change.revision).execution_options(yield_per=1000)).scalars():
+    for change in session.execute(select(ChangeRow).order_by(ChangeRow.revision).execution_options(yield_per=1000)).scalars():
         after = json.loads(change.after)
         if change.kind == "account.create":
             accounts[change.account_id] = (
@@ -113,12 +132,12 @@ def facts_drift(session: Session, limit: int = 20) -> list[str]:
 
     stored_accounts = {
         a.id: (a.name, a.restrict_subscription_to_payment_manager, a.auto_add_subscription_invoices_to_purchases)
-        for a in session.execute(select(Account)).scalars()
+        for a in session.execute(select(AccountRow)).scalars()
     }
-    stored_roles = {(m.account_id, m.user_id): m.role for m in session.execute(select(Membership)).scalars()}
-    stored_support = set(session.execute(select(SupportAgent.user_id)).scalars())
+    stored_roles = {(m.account_id, m.user_id): m.role for m in session.execute(select(MembershipRow)).scalars()}
+    stored_support = set(session.execute(select(SupportAgentRow.user_id)).scalars())
     stored_keys = {
-        k.id: (k.scopes, k.revoked_at is not None, k.secret_sha256) for k in session.execute(select(ApiKey)).scalars()
+        k.id: (k.scopes, k.revoked_at is not None, k.secret_sha256) for k in session.execute(select(ApiKeyRow)).scalars()
     }
     drift: list[str] = []
     drift += _differences("account", accounts, stored_accounts)

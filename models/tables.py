@@ -1,21 +1,27 @@
-"""The stored facts: accounts, memberships, support agents, API keys and the change log."""
+"""The stored facts as tables: accounts, memberships, support agents, API keys, the change log and its counter.
+
+Each class is named after its table's row (`AccountRow`), so it is never taken for the
+Polar class of the same business name (`policies.world.Account`).
+"""
 
 from __future__ import annotations
 
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from policies.world import ROLES
-
 ID_LENGTH = 200
-ROLE_CHECK = "role IN (" + ", ".join(f"'{role}'" for role in ROLES) + ")"
+# The roles a membership may hold, as the schema's CHECK constraint (migration 0001) stores them.
+# They are the policy's roles (policies.world.ROLES; a test keeps the two equal): storage does not
+# import the policy, and changing this tuple needs a migration.
+STORED_ROLES = ("admin", "collaborator", "reader", "payment_manager")
+ROLE_CHECK = "role IN (" + ", ".join(f"'{role}'" for role in STORED_ROLES) + ")"
 
 
 class Base(DeclarativeBase):
     pass
 
 
-class Account(Base):
+class AccountRow(Base):
     """A client company's workspace, with its billing settings."""
 
     __tablename__ = "accounts"
@@ -35,7 +41,7 @@ class Account(Base):
     auto_add_subscription_invoices_to_purchases: Mapped[bool] = mapped_column(default=True)
 
 
-class Membership(Base):
+class MembershipRow(Base):
     """One role per user and account."""
 
     __tablename__ = "memberships"
@@ -58,7 +64,7 @@ class Membership(Base):
     role: Mapped[str] = mapped_column(String(32))
 
 
-class SupportAgent(Base):
+class SupportAgentRow(Base):
     """A user holding the global `support` role (customer service)."""
 
     __tablename__ = "support_agents"
@@ -66,7 +72,7 @@ class SupportAgent(Base):
     user_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
 
 
-class ApiKey(Base):
+class ApiKeyRow(Base):
     """A calling service's key. Only the sha256 of its secret is stored."""
 
     __tablename__ = "api_keys"
@@ -79,11 +85,11 @@ class ApiKey(Base):
     revoked_at: Mapped[str | None] = mapped_column(String(40), default=None)
 
 
-class Change(Base):
+class ChangeRow(Base):
     """One entry of the append-only change log; `revision` counts every change, without gaps.
 
     Each entry's `hash` covers its content and the previous entry's hash, so
-    editing, deleting or reordering entries is detectable (`changelog.verify`).
+    editing, deleting or reordering entries is detectable (`verification.verify`).
     """
 
     __tablename__ = "changes"
@@ -106,7 +112,7 @@ class Change(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
-class RevisionCounter(Base):
+class RevisionCounterRow(Base):
     """A single row holding the latest revision.
 
     Every write locks it and increments it just before committing, so

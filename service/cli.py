@@ -15,11 +15,12 @@ from pathlib import Path
 
 import click
 
-from models.errors import StoreError
+from service.core.consistency import Consistency
+from service.core.errors import ANSWERED
 
 
 def _runtime():
-    from service.app import Runtime
+    from service.core.runtime import Runtime
 
     # Decide as the service does: with the policy the change log records, never recording another.
     return Runtime.build({"ADOPT_POLICY_FILE": False})
@@ -57,7 +58,7 @@ def serve(host: str, port: int, workers: int) -> None:
 @main.command()
 def migrate() -> None:
     """Create the schema, or bring it to the latest migration."""
-    from models.db import Database
+    from models.database import Database
 
     db = Database()
     db.migrate()
@@ -74,8 +75,8 @@ def keys() -> None:
 @click.option("--scopes", default="check", show_default=True, help="comma-separated: check, write, audit, admin")
 def keys_create(name: str, scopes: str) -> None:
     """Create a key; it is printed once and only its hash is stored."""
-    from models.db import Database
-    from service.auth import create_key
+    from models.database import Database
+    from service.core.api_keys import create_key
 
     db = Database()
     db.migrate()
@@ -89,8 +90,8 @@ def keys_create(name: str, scopes: str) -> None:
 
 @keys.command("list")
 def keys_list() -> None:
-    from models.db import Database
-    from service.auth import list_keys
+    from models.database import Database
+    from service.core.api_keys import list_keys
 
     for key in list_keys(Database()):
         state = f"revoked {key['revoked_at']}" if key["revoked_at"] else "active"
@@ -101,18 +102,18 @@ def keys_list() -> None:
 @click.argument("key_id")
 def keys_revoke(key_id: str) -> None:
     """Revoke a key; every process refuses it from the next revision on."""
-    from models.db import Database
-    from service.auth import revoke_key
+    from models.database import Database
+    from service.core.api_keys import revoke_key
 
     try:
         revoke_key(Database(), key_id)
-    except StoreError as error:
+    except ANSWERED as error:
         _fail(error.message)
     click.echo(f"revoked {key_id}")
 
 
 def _resource(resource_type: str, attributes: tuple[str, ...]) -> dict:
-    from service.schemas import RESOURCE_SCHEMAS
+    from service.core.inputs import RESOURCE_SCHEMAS
 
     resource: dict[str, str] = {"type": resource_type}
     for attribute in attributes:
@@ -150,9 +151,9 @@ def check(user: str, action: str, resource_type: str, attributes: tuple[str, ...
     runtime = _runtime()
     try:
         answer = runtime.authorizer.authorize(
-            user, action, _resource(resource_type, attributes), as_of_revision=as_of_revision
+            user, action, _resource(resource_type, attributes), consistency=Consistency.of(as_of_revision=as_of_revision)
         )
-    except StoreError as error:
+    except ANSWERED as error:
         _fail(error.message)
     click.echo(f"{'allowed' if answer['allowed'] else 'denied'} (revision {answer['revision']})")
     sys.exit(0 if answer["allowed"] else 1)
@@ -168,9 +169,10 @@ def explain(
     runtime = _runtime()
     try:
         answer = runtime.authorizer.authorize(
-            user, action, _resource(resource_type, attributes), with_explanation=True, as_of_revision=as_of_revision
+            user, action, _resource(resource_type, attributes),
+            consistency=Consistency.of(as_of_revision=as_of_revision), explain=True,
         )
-    except StoreError as error:
+    except ANSWERED as error:
         _fail(error.message)
     if as_json:
         click.echo(json.dumps(answer, indent=2))
@@ -210,7 +212,7 @@ def matrix(as_html: bool, policy_file: str | None) -> None:
 @click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False), help="another policy file")
 def test_scenarios(policy_file: str | None) -> None:
     """Run every scenario of policies/scenarios against the policy. Exit 0 all pass, 1 otherwise."""
-    from policies.scenarios import report, run_all
+    from service.core.scenarios import report, run_all
 
     results = run_all(_load(policy_file))
     click.echo(report(results))
@@ -226,7 +228,7 @@ def policy() -> None:
 @click.argument("policy_file", type=click.Path(exists=True, dir_okay=False))
 def policy_check(policy_file: str) -> None:
     """Validate a policy: it loads, and every scenario passes against it. Exit 0 valid, 1 not."""
-    from policies.scenarios import report, run_all
+    from service.core.scenarios import report, run_all
 
     policy = _load(policy_file)
     click.echo(f"{policy_file} loads (sha256 {policy.sha256}); running the scenarios against it")
@@ -256,7 +258,7 @@ def changes() -> None:
 @click.option("--limit", default=1000, type=int)
 def changes_list(account: str | None, after: int, limit: int) -> None:
     runtime = _runtime()
-    entries, _revision = runtime.store.changes(account, after, limit)
+    entries, _revision = runtime.store.changes(account=account, after=after, limit=limit)
     for entry in entries:
         if "text" in entry["after"]:  # a recorded policy: its sha256 says which, the text is long
             entry["after"]["text"] = f"<{len(entry['after']['text'])} characters>"

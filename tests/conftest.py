@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from models.db import Database
+from models.database import Database
 from service.app import create_app
 from tests.support import TEST_KEY, Api, flask_transport
 

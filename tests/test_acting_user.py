@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 import pytest
 
 import service.app  # noqa: F401  (declares every endpoint)
-from service.declare import ENDPOINTS
+from service.http.declare import ENDPOINTS
 from tests.support import account, user
 
 A = "acc"

@@ -8,7 +8,7 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import text
 
-from service.auth import create_key
+from service.core.api_keys import create_key
 from tests.audit_html import PAGES, basic, bearer, matrix_cells, page, parse
 from tests.support import TEST_KEY
 

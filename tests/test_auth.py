@@ -6,8 +6,8 @@ import time
 
 from sqlalchemy import select
 
-from models.tables import ApiKey
-from service.auth import create_key, revoke_key
+from models.tables import ApiKeyRow
+from service.core.api_keys import create_key, revoke_key
 from tests.support import TEST_KEY, account, user
 
 CHECK = {"actor": user("u_1"), "action": "read", "resource": account("acc_1")}
@@ -29,7 +29,7 @@ def test_created_keys_are_stored_hashed_and_scoped(app, api):
     check_id, check_key = create_key(db, "web front end", ["check"])
     write_id, write_key = create_key(db, "billing", ["write"])
     with db.read() as session:
-        stored = {k.id: k for k in session.execute(select(ApiKey)).scalars()}
+        stored = {k.id: k for k in session.execute(select(ApiKeyRow)).scalars()}
     assert check_key.split("_")[-1] not in stored[check_id].secret_sha256
     assert stored[check_id].scopes == "check" and stored[write_id].scopes == "write"
 

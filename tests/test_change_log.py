@@ -87,10 +87,10 @@ def test_a_recomputed_hash_does_not_hide_an_edit(logged):
     """Rewriting one entry's hash to match its new content breaks the link to the next entry."""
     db, api = logged
     from models import changelog
-    from models.tables import Change
+    from models.tables import ChangeRow
 
     with db.write() as session:
-        entry = session.get(Change, 2)
+        entry = session.get(ChangeRow, 2)
         entry.after = '{"role":"reader"}'
         entry.hash = changelog.entry_hash(changelog.entry_fields(entry))
     result = verification(api)
@@ -129,7 +129,7 @@ def test_authz_changes_verify_exits_1_when_tampered(logged, database_url, monkey
 
 
 def test_the_log_needs_write_or_audit_scope(app, api):
-    from service.auth import create_key
+    from service.core.api_keys import create_key
 
     db = app.extensions["authz"].db
     _id, auditor = create_key(db, "auditor", ["audit"])

@@ -13,9 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from models.db import Database
-from models.store import PAYMENT_MANAGER_PROTECTED
-from service.auth import create_key
+from models.database import Database
 from service.client import (
     AuthzClient,
     BadRequest,
@@ -26,6 +24,8 @@ from service.client import (
     Unauthorized,
     Unavailable,
 )
+from service.core.api_keys import create_key
+from service.core.invariants import PAYMENT_MANAGER_PROTECTED
 from tests.servers import free_port, running_server
 from tests.support import TEST_KEY
 

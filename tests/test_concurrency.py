@@ -14,9 +14,9 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from models.db import Database
-from models.store import PAYMENT_MANAGER_PROTECTED
-from models.tables import Account, Change, Membership
+from models.database import Database
+from models.tables import AccountRow, ChangeRow, MembershipRow
+from service.core.invariants import PAYMENT_MANAGER_PROTECTED
 from tests.conftest import new_database
 from tests.servers import running_server
 from tests.support import Api, http_transport, user
@@ -61,9 +61,9 @@ def test_payment_manager_invitations_at_once_one_wins(server):
         assert statuses == [201, 409, 409, 409], answers
     with db.read() as session:
         per_account = session.execute(
-            select(Membership.account_id, func.count())
-            .where(Membership.role == "payment_manager", Membership.account_id.like("acc_pm_%"))
-            .group_by(Membership.account_id)
+            select(MembershipRow.account_id, func.count())
+            .where(MembershipRow.role == "payment_manager", MembershipRow.account_id.like("acc_pm_%"))
+            .group_by(MembershipRow.account_id)
         ).all()
     assert len(per_account) == ROUNDS and all(count == 1 for _, count in per_account)
 
@@ -86,9 +86,9 @@ def test_the_last_two_admins_removed_at_once_one_stays(server):
         assert {answer.error_code for answer in answers if answer.status == 409} == {"last_admin"}
     with db.read() as session:
         admins = session.execute(
-            select(Membership.account_id, func.count())
-            .where(Membership.role == "admin", Membership.account_id.like("acc_admins_%"))
-            .group_by(Membership.account_id)
+            select(MembershipRow.account_id, func.count())
+            .where(MembershipRow.role == "admin", MembershipRow.account_id.like("acc_admins_%"))
+            .group_by(MembershipRow.account_id)
         ).all()
     assert len(admins) == ROUNDS and all(count == 1 for _, count in admins)
 
@@ -117,12 +117,12 @@ def test_removing_the_payment_manager_while_the_restriction_turns_on(server):
             outcomes.add("removal first")
     with db.read() as session:
         accounts = session.execute(
-            select(Account.id, Account.restrict_subscription_to_payment_manager).where(Account.id.like("acc_restrict_%"))
+            select(AccountRow.id, AccountRow.restrict_subscription_to_payment_manager).where(AccountRow.id.like("acc_restrict_%"))
         ).all()
         managed = set(
             session.execute(
-                select(Membership.account_id).where(
-                    Membership.role == "payment_manager", Membership.account_id.like("acc_restrict_%")
+                select(MembershipRow.account_id).where(
+                    MembershipRow.role == "payment_manager", MembershipRow.account_id.like("acc_restrict_%")
                 )
             ).scalars()
         )
@@ -157,7 +157,7 @@ def test_revisions_have_no_gaps_or_duplicates_under_concurrent_writers(server):
         revisions = [revision for batch in pool.map(write, range(writers)) for revision in batch]
     assert len(revisions) == len(set(revisions)) == writers * writes_each
     with db.read() as session:
-        stored = list(session.execute(select(Change.revision).order_by(Change.revision)).scalars())
+        stored = list(session.execute(select(ChangeRow.revision).order_by(ChangeRow.revision)).scalars())
     assert stored == list(range(1, len(stored) + 1))
     assert set(revisions) <= set(stored)
     log = api.get("/v1/changes?limit=10000").json["changes"]

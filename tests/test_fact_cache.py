@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from models.changelog import Who
-from models.db import Database
-from models.errors import Unavailable
-from models.facts import FactCache, RevisionAhead
-from models.store import Store
+from models.database import Database
+from models.errors import RevisionAhead, Unavailable
+from models.fact_cache import FactCache
 from policies.engine import PolicyInForce, load_policy
 from policies.situations import situation_of
+from service.core.store import Store
 
 SYSTEM = Who(None, None)
 
@@ -65,12 +65,12 @@ def test_a_revision_not_yet_written_is_refused(two_processes):
 
 
 def test_far_behind_the_cache_starts_over(two_processes, monkeypatch):
-    import models.facts
+    import models.fact_cache
 
     store, cache = two_processes
     store.create_account("acc_1", "One", "u_admin", SYSTEM)
     assert role(cache, "u_admin", "acc_1") == "admin"
-    monkeypatch.setattr(models.facts, "MAX_REPLAYED_CHANGES", 3)
+    monkeypatch.setattr(models.fact_cache, "MAX_REPLAYED_CHANGES", 3)
     latest = 0
     for number in range(5):
         latest = store.invite("acc_1", f"u_{number}", "reader", SYSTEM).revision

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.store import PAYMENT_MANAGER_PROTECTED
+from service.core.invariants import PAYMENT_MANAGER_PROTECTED
 from tests.support import account
 
 A = "acc_1"

@@ -95,8 +95,8 @@ def test_time_travel_uses_the_policy_in_force_at_the_time(reloadable, policy_fil
 
 
 def test_reloading_needs_the_admin_scope(reloadable, database_url):
-    from models.db import Database
-    from service.auth import create_key
+    from models.database import Database
+    from service.core.api_keys import create_key
 
     _id, key = create_key(Database(database_url), "writer", ["check", "write", "audit"])
     assert reloadable.with_key(key).post("/v1/policy/reload", {}).status == 403

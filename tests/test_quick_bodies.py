@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from policies.world import RESOURCE_TYPES
-from service import schemas
-from service.quick_bodies import authorize_body, batch_body
+from service.http import schemas
+from service.http.quick_bodies import authorize_body, batch_body
 
 ids = st.one_of(
     st.sampled_from(["u_1", "acc_1", "pm 7", "ünïcode", "x" * 200]),

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 from policies.engine import DEFAULT_POLICY_PATH, Policy, load_policy
 from policies.matrix import to_html, to_markdown
-from policies.scenarios import report, run_all, run_file, scenario_files
 from service.cli import main
+from service.core.scenarios import report, run_all, run_file, scenario_files
 
 PERMISSIONS_DOC = Path(__file__).resolve().parent.parent / "docs" / "permissions.md"
 

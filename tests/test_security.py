@@ -9,9 +9,9 @@ import logging
 import pytest
 
 import service.app  # noqa: F401  (declares every endpoint)
-from service.auth import create_key
-from service.declare import ENDPOINTS
-from service.logs import JsonFormatter
+from service.core.api_keys import create_key
+from service.http.declare import ENDPOINTS
+from service.http.logs import JsonFormatter
 from tests.support import TEST_KEY, account, user
 
 

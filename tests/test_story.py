@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from models.store import PAYMENT_MANAGER_PROTECTED
+from service.core.invariants import PAYMENT_MANAGER_PROTECTED
 from tests.support import account, user
 
 B = "acc_b"

@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import text
 
-from models.db import MIGRATION_LOCK_ID
+from models.database import MIGRATION_LOCK_ID
 from models.tables import Base
 
 connection = context.config.attributes["connection"]

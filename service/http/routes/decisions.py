@@ -1,12 +1,16 @@
-"""Decision endpoints (scope `check`): authorize, authorize in batch, list actions, list accounts."""
+"""Decision endpoints (scope `check`): authorize, authorize in batch, list actions, list accounts.
+
+A body's `at_least_revision` / `as_of_revision` arrive loaded as one `consistency` (absent: the latest facts).
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint, current_app
 
-from service import quick_bodies, schemas
-from service.declare import endpoint
-from service.metrics import record_decisions
+from service.core.consistency import LATEST
+from service.http import quick_bodies, schemas
+from service.http.declare import endpoint
+from service.http.metrics import record_decisions
 
 decisions = Blueprint("decisions", __name__)
 
@@ -26,12 +30,8 @@ def authorize(body: dict) -> dict:
     policy that was in force then.
     """
     answer = _authorizer().authorize(
-        body["actor"]["id"],
-        body["action"],
-        body["resource"],
-        body.get("at_least_revision"),
-        body["explain"],
-        body.get("as_of_revision"),
+        body["actor"]["id"], body["action"], body["resource"],
+        consistency=body.get("consistency", LATEST), explain=body["explain"],
     )
     record_decisions(answer["revision"], [answer["allowed"]])
     return answer
@@ -43,7 +43,7 @@ def authorize(body: dict) -> dict:
 )
 def authorize_batch(body: dict) -> dict:
     """Every check is decided on the same revision of the facts."""
-    answer = _authorizer().authorize_batch(body["checks"], body.get("at_least_revision"))
+    answer = _authorizer().authorize_batch(body["checks"], consistency=body.get("consistency", LATEST))
     record_decisions(answer["revision"], [result["allowed"] for result in answer["results"]])
     return answer
 
@@ -53,9 +53,7 @@ def authorize_batch(body: dict) -> dict:
     summary="Every action this actor may do on this resource, sorted",
 )
 def actions(body: dict) -> dict:
-    return _authorizer().actions(
-        body["actor"]["id"], body["resource"], body.get("at_least_revision"), body.get("as_of_revision")
-    )
+    return _authorizer().actions(body["actor"]["id"], body["resource"], consistency=body.get("consistency", LATEST))
 
 
 @endpoint(
@@ -69,5 +67,6 @@ def list_resources(body: dict) -> dict:
     `resource_type` must be `Account`.
     """
     return _authorizer().list_accounts(
-        body["actor"]["id"], body["action"], body.get("page_size"), body.get("page_token"), body.get("at_least_revision")
+        body["actor"]["id"], body["action"], page_size=body.get("page_size"), page_token=body.get("page_token"),
+        consistency=body.get("consistency", LATEST),
     )

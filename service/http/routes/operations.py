@@ -7,11 +7,11 @@ import json
 from flask import Blueprint, Response, current_app
 
 from models.facts import read_revision
-from service import schemas
-from service.declare import endpoint
-from service.errors import error_body
-from service.metrics import render_metrics
-from service.openapi import openapi_document
+from service.http import schemas
+from service.http.declare import endpoint
+from service.http.errors import error_body
+from service.http.metrics import render_metrics
+from service.http.openapi import openapi_document
 
 operations = Blueprint("operations", __name__)
 

@@ -10,16 +10,9 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, ValidationError, fields
 
 from policies.engine import Policy
-from service.declare import ENDPOINTS
-from service.schemas import (
-    ID_PATTERN,
-    RESOURCE_SCHEMAS,
-    ErrorAnswer,
-    QueryInteger,
-    ResourceField,
-    StrictBoolean,
-    StrictInteger,
-)
+from service.core.inputs import ID_PATTERN, RESOURCE_SCHEMAS, QueryInteger, ResourceField, StrictBoolean, StrictInteger
+from service.http.declare import ENDPOINTS
+from service.http.schemas import ErrorAnswer
 
 STATUS_TEXT = {
     200: "OK",

@@ -15,9 +15,9 @@ from marshmallow import Schema, ValidationError, validate
 from werkzeug.datastructures import MultiDict
 
 from policies.world import RESOURCE_TYPES
-from service.authorizer import Authorizer
-from service.errors import describe_validation_error
-from service.schemas import CheckSchema, QueryInteger
+from service.core.authorizer import Authorizer
+from service.core.consistency import Consistency
+from service.core.inputs import CheckSchema, QueryInteger, describe_validation_error
 
 ATTRIBUTES = ("id", "account", "owner", "user")  # every attribute some resource type requires
 # What each type needs, for the form's hint: "PaymentMethod: id, account, owner".
@@ -107,8 +107,8 @@ def decide(authorizer: Authorizer, form: ExplainForm) -> Decision:
         check["actor"]["id"],
         check["action"],
         check["resource"],
-        with_explanation=True,
-        as_of_revision=check.get("as_of_revision"),
+        consistency=Consistency.of(as_of_revision=check.get("as_of_revision")),
+        explain=True,
     )
     return Decision(
         answer["allowed"], answer["revision"], answer["policy"], check.get("as_of_revision"), answer["explanation"]

@@ -1,6 +1,6 @@
-"""Scenario files: business situations written for auditors, run against a policy.
+"""The scenario runner: business situations written for auditors, run against a policy.
 
-A scenario (`policies/scenarios/*.yaml`) sets accounts, members, settings and
+A scenario (`policies/scenarios/*.yaml`, kept with the policy) sets accounts, members, settings and
 support agents up (`given`), then reads as a list of sentences (`steps`):
 
     - u_client invites u_partner as payment_manager to acc_b
@@ -26,16 +26,29 @@ from typing import Any
 
 import yaml
 
+import policies
 from models.changelog import Who
-from models.db import Database
-from models.errors import StoreError
-from models.facts import DbFacts
-from models.store import SETTINGS, Store
+from models.database import Database
+from models.errors import Conflict, NotFound, StorageError
+from models.facts import facts_now
 from policies.engine import Policy, PolicyInForce
 from policies.world import RESOURCE_TYPES, ROLES
+from service.core.documents import SETTINGS
+from service.core.errors import BreaksInvariant, Forbidden, InvalidRequest, Refused
+from service.core.store import Store
 
-SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
+# The scenario files are the policy's own tests, kept with it for auditors: policies/scenarios/*.yaml.
+SCENARIO_DIR = Path(policies.__file__).resolve().parent / "scenarios"
 SYSTEM = "system"
+# A step may name the refusal it expects by its code (`refused: last_admin`) or by the HTTP status
+# the API answers it with (`refused: 403`), the way the people who write scenarios know it.
+REFUSAL_STATUSES: tuple[tuple[type[Exception], int], ...] = (
+    (Forbidden, 403),
+    (BreaksInvariant, 409),
+    (Conflict, 409),
+    (NotFound, 404),
+    (InvalidRequest, 400),
+)
 
 _DECISION = re.compile(r"^(?P<actor>\S+) may (?P<negated>not )?(?P<action>\w+) (?P<type>[A-Z]\w+)(?P<rest>(?: \S+)*)$")
 _WRITES: list[tuple[re.Pattern[str], str]] = [
@@ -100,7 +113,7 @@ def run_file(policy: Policy, path: Path) -> ScenarioResult:
             world = _World(db, policy)
             try:
                 world.set_up(document.get("given") or {})
-            except (StoreError, ScenarioError) as error:
+            except (Refused, StorageError, ScenarioError) as error:
                 result.error = f"`given` could not be set up: {getattr(error, 'message', error)}"
                 return result
             for number, step in enumerate(document["steps"], start=1):
@@ -157,8 +170,8 @@ class _World:
             return StepResult(number, text, False, f"{resource_type} needs {', '.join(sorted(missing))}")
         if match["action"] not in self.policy.actions[resource_type]:
             return StepResult(number, text, False, f"the policy has no action {match['action']} on {resource_type}")
-        with self.db.read() as session:
-            situation = self.policy.situation(DbFacts(session), resource_type, match["actor"], resource)
+        with facts_now(self.db) as facts:
+            situation = self.policy.situation(facts, resource_type, match["actor"], resource)
         allowed = self.policy.is_allowed(situation, match["action"])
         expected = match["negated"] is None
         if allowed == expected:
@@ -172,11 +185,12 @@ class _World:
             written = _OPERATIONS[operation](self.store, who, words)
         except ScenarioError as error:
             return StepResult(number, text, False, str(error))
-        except StoreError as error:
+        except (Refused, StorageError) as error:
             refused = expectation.get("refused")
+            status = _status(error)
             if refused is None:
-                return StepResult(number, text, False, f"refused ({error.status} {error.code}): {error.message}")
-            if refused not in (error.code, error.status):
+                return StepResult(number, text, False, f"refused ({status} {error.code}): {error.message}")
+            if refused not in (error.code, status):
                 return StepResult(number, text, False, f"refused with {error.code}, not {refused}")
             if "message" in expectation and expectation["message"] != error.message:
                 return StepResult(number, text, False, f"refused with another message: {error.message}")
@@ -190,6 +204,10 @@ class _World:
         if expectation.get("no_warning") and written.document.get("warnings"):
             return StepResult(number, text, False, f"unexpected warnings: {written.document['warnings']}")
         return StepResult(number, text, True)
+
+
+def _status(error: Exception) -> int | None:
+    return next((status for kind, status in REFUSAL_STATUSES if isinstance(error, kind)), None)
 
 
 def _resource(resource_type: str, words: list[str]) -> dict[str, str]:

@@ -45,7 +45,7 @@ class Database:
     `write()` opens the one transaction a change is made in. On SQLite it
     starts with BEGIN IMMEDIATE, so writers queue for the file's write lock
     instead of failing halfway; on PostgreSQL the write path takes row locks
-    (see `store.py`). `read()` gives a connection for fact lookups.
+    (see `models/writes.py`). `read()` gives a connection for fact lookups.
     """
 
     def __init__(self, url: str | None = None) -> None:

@@ -1,11 +1,13 @@
-"""API keys of calling services: `Authorization: Bearer <key>` and their scopes.
+"""API keys of calling services: checking a presented key, its scopes; creating, revoking, listing keys.
 
 Scopes: `check` (decisions), `write` (facts), `audit` (read the change log and
 the auditor pages), `admin` (reload the policy).
 
 A key is `authz_<id>_<secret>`; only the sha256 of the secret is stored (the
 secret is 256 random bits, so a fast hash is enough) and it is compared in
-constant time. `AUTHZ_PRESHARED_KEY`, when set, is accepted with every scope.
+constant time. `AUTHZ_PRESHARED_KEY`, when set, is accepted with every scope. How a
+request presents its key is the edges' business (`service/http/auth.py`: Bearer;
+the auditor's pages: Basic as well).
 """
 
 from __future__ import annotations
@@ -15,15 +17,13 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
-from models import changelog
 from models.changelog import Who
-from models.db import Database
+from models.database import Database
 from models.errors import NotFound
-from models.facts import FactCache
-from models.tables import ApiKey
-from service.errors import ApiError
+from models.fact_cache import FactCache
+from models.queries import api_keys
+from models.transactions import write_transaction
+from service.core.errors import MissingScope, Unauthenticated
 
 SCOPES = ("check", "write", "audit", "admin")
 AUDIT_SCOPE = "audit"  # the change log and the auditor pages (/audit/)
@@ -48,10 +48,8 @@ class KeyRing:
         self.cache = cache
         self.preshared_key = preshared_key or None
 
-    def authenticate(self, header: str | None) -> Caller:
-        if not header or header[:7].lower() != "bearer ":  # the scheme's name is case-insensitive (RFC 9110)
-            raise ApiError(401, "unauthenticated", "send the calling service's key as `Authorization: Bearer <key>`")
-        presented = header[7:].strip()
+    def authenticate(self, presented: str) -> Caller:
+        """The caller this key identifies; `Unauthenticated` unless it is valid and not revoked."""
         if self.preshared_key is not None and hmac.compare_digest(presented.encode(), self.preshared_key.encode()):
             return Caller(PRESHARED_KEY_ID, frozenset(SCOPES))
         key_id, secret = _split(presented)
@@ -61,14 +59,14 @@ class KeyRing:
         expected = stored[0] if stored is not None else secret_sha256("no such key")
         matches = hmac.compare_digest(secret_sha256(secret).encode(), expected.encode())
         if stored is None or not matches or stored[2] is not None:
-            raise ApiError(401, "unauthenticated", "the API key is not valid")
+            raise Unauthenticated("the API key is not valid")
         return Caller(key_id, frozenset(stored[1].split(",")))
 
     @staticmethod
     def require(caller: Caller, scopes: tuple[str, ...]) -> None:
-        """403 unless the key holds one of `scopes`."""
+        """`MissingScope` unless the key holds one of `scopes`."""
         if not caller.scopes & set(scopes):
-            raise ApiError(403, "missing_scope", f"this API key lacks the `{'` or `'.join(scopes)}` scope")
+            raise MissingScope(f"this API key lacks the `{'` or `'.join(scopes)}` scope")
 
 
 def _split(presented: str) -> tuple[str, str]:
@@ -86,14 +84,11 @@ def create_key(db: Database, name: str, scopes: list[str]) -> tuple[str, str]:
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     scope_text = ",".join(sorted(set(scopes)))
-    with db.write() as session:
-        changelog.lock_counter(session)
-        session.add(
-            ApiKey(id=key_id, name=name, secret_sha256=secret_sha256(secret), scopes=scope_text, created_at=changelog.now())
-        )
-        session.flush()
-        changelog.append(
-            session, Who(None, None), "api_key.create", before={},
+    with write_transaction(db) as tx:
+        tx.lock_counter()
+        tx.insert_api_key(key_id, name=name, secret_sha256=secret_sha256(secret), scopes=scope_text)
+        tx.log(
+            Who(None, None), "api_key.create", before={},
             # The secret's sha256 (not the secret): lets a check of the tables against the log catch a swapped key.
             after={"key": key_id, "name": name, "scopes": scope_text, "secret_sha256": secret_sha256(secret)},
         )
@@ -101,23 +96,19 @@ def create_key(db: Database, name: str, scopes: list[str]) -> tuple[str, str]:
 
 
 def revoke_key(db: Database, key_id: str) -> None:
-    with db.write() as session:
-        changelog.lock_counter(session)
-        key = session.get(ApiKey, key_id)
+    """Revoke a key; every process refuses it from the revision that revoked it on."""
+    with write_transaction(db) as tx:
+        tx.lock_counter()
+        key = tx.api_key(key_id)
         if key is None or key.revoked_at is not None:
             raise NotFound(f"no active API key {key_id}")
-        key.revoked_at = changelog.now()
-        session.flush()
-        changelog.append(
-            session, Who(None, None), "api_key.revoke", before={"key": key_id, "revoked": False},
+        tx.revoke_api_key(key)
+        tx.log(
+            Who(None, None), "api_key.revoke", before={"key": key_id, "revoked": False},
             after={"key": key_id, "revoked": True},
         )
 
 
 def list_keys(db: Database) -> list[dict]:
-    with db.read() as session:
-        keys = session.execute(select(ApiKey).order_by(ApiKey.created_at)).scalars()
-        return [
-            {"id": k.id, "name": k.name, "scopes": k.scopes, "created_at": k.created_at, "revoked_at": k.revoked_at}
-            for k in keys
-        ]
+    """Every key ever created, oldest first (never its secret)."""
+    return api_keys(db)

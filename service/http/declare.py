@@ -18,8 +18,10 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, request
 from marshmallow import Schema
 
-from service.errors import ApiError
-from service.schemas import MAX_ID_LENGTH, EmptyQuery
+from service.core.inputs import MAX_ID_LENGTH
+from service.http.auth import authenticate
+from service.http.errors import ApiError
+from service.http.schemas import EmptyQuery
 
 MAX_BODY_BYTES = 1_000_000
 
@@ -79,6 +81,7 @@ def endpoint(
         path_parameters=[part[1:-1].split(":")[-1] for part in rule.split("/") if part.startswith("<")],
     )
     ENDPOINTS.append(declared)
+    scopes = None if scope in (None, "any") else scope if isinstance(scope, tuple) else (scope,)
 
     def decorator(view: Callable) -> Callable:
         declared.description = (view.__doc__ or "").strip()
@@ -86,10 +89,8 @@ def endpoint(
         @wraps(view)
         def handle(**path_arguments: Any) -> Response:
             if scope is not None:
-                runtime = current_app.extensions["authz"]
-                g.caller = runtime.keys.authenticate(request.headers.get("Authorization"))
-                if scope != "any":
-                    runtime.keys.require(g.caller, scope if isinstance(scope, tuple) else (scope,))
+                keys = current_app.extensions["authz"].keys
+                g.caller = authenticate(keys, request.headers.get("Authorization"), scopes)
             for name, value in path_arguments.items():
                 _check_path_argument(name, value)
             arguments = dict(path_arguments)

@@ -11,29 +11,25 @@ from __future__ import annotations
 
 import base64
 import binascii
-import logging
 
-from flask import Blueprint, Response, current_app, g, render_template, request, url_for
+from flask import Blueprint, Response, current_app, g, request, url_for
 from markupsafe import Markup
 from marshmallow import Schema, ValidationError, validate
-from sqlalchemy import select
-from sqlalchemy.exc import InterfaceError, OperationalError
-from werkzeug.exceptions import HTTPException
 
-from models.errors import NotFound, StoreError
+from models.errors import NotFound, RevisionAhead
 from models.facts import read_revision
-from models.tables import Account
+from models.queries import account_exists, accounts_page
 from policies.matrix import NOBODY, SETTINGS, settings_label, to_html_tables
-from service.audit_explain import NEEDS, ExplainForm, decide
-from service.audit_words import in_words
-from service.auth import AUDIT_SCOPE
-from service.errors import ApiError, describe_validation_error
-from service.schemas import Id, QueryInteger
+from service.audit.errors import register_error_pages, render_page
+from service.audit.explain_form import NEEDS, ExplainForm, decide
+from service.audit.words import in_words
+from service.core.api_keys import AUDIT_SCOPE
+from service.core.errors import InvalidRequest, Unauthenticated
+from service.core.inputs import Id, QueryInteger, describe_validation_error
 
-log = logging.getLogger("authz")
-audit = Blueprint("audit", __name__, url_prefix="/audit")
+audit = Blueprint("audit", __name__, url_prefix="/audit", template_folder="templates")
+register_error_pages(audit)
 
-REALM = 'Basic realm="authz audit"'
 CHANGES_PAGE = 200
 ACCOUNTS_PAGE = 500
 # Inline styles only; no script, no frame, forms post back here only.
@@ -52,23 +48,26 @@ def _runtime():
     return current_app.extensions["authz"]
 
 
-def bearer_header(header: str | None) -> str | None:
-    """`Basic base64(anything:KEY)` becomes `Bearer KEY`; anything else is passed on as it came."""
-    if not header or not header.startswith("Basic "):
-        return header
-    try:
-        decoded = base64.b64decode(header[len("Basic "):].strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    _user, separator, key = decoded.partition(":")
-    return f"Bearer {key}" if separator and key else None
+def presented_key(header: str | None) -> str:
+    """The API key of `Basic base64(anything:KEY)` (a browser's login prompt) or of `Bearer KEY`."""
+    if header and header.startswith("Basic "):
+        try:
+            decoded = base64.b64decode(header[len("Basic "):].strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            decoded = ""
+        _user, separator, key = decoded.partition(":")
+        if separator and key:
+            return key
+    elif header and header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    raise Unauthenticated("sign in with an API key that has the audit scope")
 
 
 @audit.before_request
 def _authenticate() -> None:
     runtime = _runtime()
     runtime.cache.sync()  # follow the log (the policy in force comes from it); an unreadable database is a 503
-    caller = runtime.keys.authenticate(bearer_header(request.headers.get("Authorization")))
+    caller = runtime.keys.authenticate(presented_key(request.headers.get("Authorization")))
     runtime.keys.require(caller, (AUDIT_SCOPE,))
     g.caller = caller
     g.revision = read_revision(runtime.db)  # every page reads the database as it is served
@@ -81,47 +80,7 @@ def _secure(response: Response) -> Response:
 
 
 def _page(template: str, status: int = 200, **context) -> tuple[str, int]:
-    return render_template(f"audit/{template}", policy=_runtime().policy(), **context), status
-
-
-def _error_page(status: int, title: str, message: str, headers: dict | None = None):
-    body = render_template("audit/error.html", status=status, title=title, message=message)
-    return body, status, headers or {}
-
-
-@audit.errorhandler(ApiError)
-def _refused(error: ApiError):
-    if error.status == 401:
-        message = "Sign in with an API key that has the audit scope: any user name, the key as the password."
-        return _error_page(401, "Sign in", message, {"WWW-Authenticate": REALM})
-    return _error_page(error.status, "Not allowed" if error.status == 403 else "Refused", error.message)
-
-
-@audit.errorhandler(StoreError)
-def _store_error(error: StoreError):
-    titles = {404: "Not found", 503: "The database cannot be reached"}
-    return _error_page(error.status, titles.get(error.status, "Bad request"), error.message)
-
-
-@audit.errorhandler(OperationalError)
-@audit.errorhandler(InterfaceError)
-def _database_error(error: Exception):
-    log.warning(
-        "database error on an audit page: %s", type(error).__name__, extra={"fields": {"request_id": g.get("request_id")}}
-    )
-    message = "The database cannot be read, so nothing is shown rather than something possibly out of date."
-    return _error_page(503, "The database cannot be reached", message)
-
-
-@audit.errorhandler(HTTPException)
-def _http_error(error: HTTPException):
-    return _error_page(error.code or 500, error.name, error.description or error.name)
-
-
-@audit.errorhandler(Exception)
-def _unexpected(error: Exception):
-    log.exception("unexpected error on an audit page", extra={"fields": {"request_id": g.get("request_id")}})
-    return _error_page(500, "Unexpected error", "An unexpected error occurred; it has been logged.")
+    return render_page(template, status, policy=_runtime().policy(), **context)
 
 
 def _query(fields: dict) -> dict:
@@ -130,7 +89,7 @@ def _query(fields: dict) -> dict:
     try:
         return Schema.from_dict(fields)().load(values)
     except ValidationError as error:
-        raise StoreError(describe_validation_error(error), "invalid_request") from None
+        raise InvalidRequest(describe_validation_error(error), "invalid_request") from None
 
 
 # -- pages --------------------------------------------------------------------
@@ -142,10 +101,7 @@ def overview():
     runtime = _runtime()
     after = _query({"accounts_after": Id()}).get("accounts_after", "")
     verification = runtime.store.verify_changes()
-    with runtime.db.read() as session:
-        accounts = session.execute(
-            select(Account.id, Account.name).where(Account.id > after).order_by(Account.id).limit(ACCOUNTS_PAGE + 1)
-        ).all()
+    accounts = accounts_page(runtime.db, after=after, limit=ACCOUNTS_PAGE + 1)
     more = len(accounts) > ACCOUNTS_PAGE
     accounts = accounts[:ACCOUNTS_PAGE]
     recorded = runtime.keeper.recorded()
@@ -165,7 +121,7 @@ def policy_page():
     runtime = _runtime()
     as_of = _query({"as_of_revision": QueryInteger(validate=validate.Range(min=0))}).get("as_of_revision")
     if as_of is not None and as_of > g.revision:
-        raise StoreError(f"as_of_revision {as_of} is ahead of the latest revision, {g.revision}", "revision_ahead")
+        raise RevisionAhead(f"as_of_revision {as_of} is ahead of the latest revision, {g.revision}")
     recorded = runtime.keeper.recorded(as_of if as_of is not None else g.revision)
     current = runtime.policy()
     sha256, text = (recorded[1], recorded[2]) if recorded else (current.sha256, current.text)
@@ -207,12 +163,10 @@ def changes():
     runtime = _runtime()
     query = _query({"account": Id(), "after": QueryInteger(load_default=0, validate=validate.Range(min=0))})
     account = query.get("account")
-    if account is not None:
-        with runtime.db.read() as session:
-            if session.get(Account, account) is None:
-                raise NotFound(f"there is no account {account}", "account_not_found")
+    if account is not None and not account_exists(runtime.db, account):
+        raise NotFound(f"there is no account {account}", "account_not_found")
     verification = runtime.store.verify_changes()
-    entries, _revision = runtime.store.changes(account, query["after"], CHANGES_PAGE)
+    entries, _revision = runtime.store.changes(account=account, after=query["after"], limit=CHANGES_PAGE)
     next_after = entries[-1]["revision"] if len(entries) == CHANGES_PAGE else None
     return _page(
         "changes.html",
@@ -235,9 +189,7 @@ def explain():
         decision = decide(_runtime().authorizer, form)
     except ValidationError as error:
         return _explain_page(form, error=form.describe(error), status=400)
-    except StoreError as error:  # an unknown action, a revision ahead of the log
-        if error.status != 400:
-            raise
+    except (InvalidRequest, RevisionAhead) as error:  # an unknown action, a revision ahead of the log
         return _explain_page(form, error=error.message, status=400)
     return _explain_page(form, decision=decision)
 

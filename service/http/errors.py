@@ -1,4 +1,8 @@
-"""One error shape for every answer that is not a success: `{"error": {"code", "message"}}`."""
+"""One error shape for every answer that is not a success: `{"error": {"code", "message"}}`, and its status.
+
+The core and storage raise plain exceptions with a code (`service.core.errors`,
+`models.errors`); this is where each becomes an HTTP status.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,43 @@ import logging
 
 from flask import Flask, g, jsonify
 from marshmallow import ValidationError
-from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from models.errors import StoreError
+from models.errors import DATABASE_ERRORS, Conflict, NotFound, RevisionAhead, StorageError, Unavailable
+from service.core.errors import (
+    BreaksInvariant,
+    Forbidden,
+    InvalidRequest,
+    MissingScope,
+    Refused,
+    Unauthenticated,
+)
+from service.core.inputs import describe_validation_error
 
 log = logging.getLogger("authz")
 UNAVAILABLE_MESSAGE = (
     "the database cannot be reached: nothing was decided, and a change in progress was rolled back "
     "(unless the connection dropped while it was being committed: read before repeating it)"
 )
+
+
+# The status of each error the core answers, by class (the most specific class that is listed wins).
+STATUSES: dict[type[Exception], int] = {
+    InvalidRequest: 400,
+    RevisionAhead: 400,
+    Unauthenticated: 401,
+    MissingScope: 403,
+    Forbidden: 403,
+    NotFound: 404,
+    BreaksInvariant: 409,
+    Conflict: 409,
+    Unavailable: 503,
+}
+
+
+def status_of(error: Exception) -> int:
+    """The HTTP status answering `error` (400 for a refusal not listed)."""
+    return next((STATUSES[kind] for kind in type(error).__mro__ if kind in STATUSES), 400)
 
 
 class ApiError(Exception):
@@ -32,35 +63,15 @@ def error_body(code: str, message: str) -> dict:
     return {"error": {"code": code, "message": message}}
 
 
-def describe_validation_error(error: ValidationError) -> str:
-    """Name every field marshmallow refused, as `resource.owner: Missing data for required field.`."""
-    parts: list[str] = []
-
-    def walk(messages: object, path: list[str]) -> None:
-        if isinstance(messages, dict):
-            for key, value in messages.items():
-                walk(value, [*path, str(key)] if key != "_schema" else path)
-        elif isinstance(messages, list) and messages and all(isinstance(m, str) for m in messages):
-            where = ".".join(path) or "body"
-            parts.append(f"{where}: {' '.join(messages)}")
-        elif isinstance(messages, list):
-            for index, value in enumerate(messages):
-                walk(value, [*path, str(index)])
-        else:
-            parts.append(f"{'.'.join(path) or 'body'}: {messages}")
-
-    walk(error.messages, [])
-    return "; ".join(parts) or "the request is not valid"
-
-
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(error: ApiError):
         return jsonify(error_body(error.code, error.message)), error.status
 
-    @app.errorhandler(StoreError)
-    def _store_error(error: StoreError):
-        return jsonify(error_body(error.code, error.message)), error.status
+    @app.errorhandler(Refused)
+    @app.errorhandler(StorageError)
+    def _refused(error: Refused | StorageError):
+        return jsonify(error_body(error.code, error.message)), status_of(error)
 
     @app.errorhandler(ValidationError)
     def _validation_error(error: ValidationError):
@@ -71,11 +82,12 @@ def register_error_handlers(app: Flask) -> None:
         code = (error.name or "error").lower().replace(" ", "_")
         return jsonify(error_body(code, error.description or error.name)), error.code or 500
 
-    @app.errorhandler(OperationalError)
-    @app.errorhandler(InterfaceError)
     def _database_error(error: Exception):
         log.warning("database error: %s", type(error).__name__, extra={"fields": {"request_id": g.get("request_id")}})
         return jsonify(error_body("unavailable", UNAVAILABLE_MESSAGE)), 503
+
+    for database_error in DATABASE_ERRORS:
+        app.register_error_handler(database_error, _database_error)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):

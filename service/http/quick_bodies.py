@@ -16,7 +16,8 @@ import re
 from typing import Any
 
 from policies.world import RESOURCE_TYPES
-from service.schemas import MAX_BATCH, MAX_ID_LENGTH, MAX_REVISION
+from service.core.inputs import MAX_ID_LENGTH, MAX_REVISION, with_consistency
+from service.http.schemas import MAX_BATCH
 
 _ID = re.compile(r"[^\x00-\x1f\x7f/]{1," + str(MAX_ID_LENGTH) + "}")
 _ACTION = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
@@ -63,7 +64,7 @@ def authorize_body(body: Any) -> dict | None:
         return None
     loaded = dict(body)
     loaded["explain"] = explain
-    return loaded
+    return with_consistency(loaded)
 
 
 def batch_body(body: Any) -> dict | None:
@@ -75,4 +76,4 @@ def batch_body(body: Any) -> dict | None:
         return None
     if not all(_check(check, _CHECK_KEYS) for check in checks):
         return None
-    return body
+    return with_consistency(dict(body)) if "at_least_revision" in body else body

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.changelog import Who
-from models.db import Database
-from models.history import recorded_policy
-from models.store import Store
+from models.database import Database
+from models.history import read_recorded_policy
 from policies.engine import Policy, PolicyError, PolicyInForce, load_policy, policy_from_text, policy_path
-from policies.scenarios import report, run_all
+from service.core.scenarios import report, run_all
+from service.core.store import Store
 
 log = logging.getLogger("authz.policy")
 _validated: dict[str, str | None] = {}  # sha256 -> None when every scenario passes, else the report
@@ -46,6 +46,8 @@ def scenario_failures(policy: Policy) -> str | None:
 
 
 class PolicyKeeper:
+    """Keeps the process deciding with the policy in force: adopts a valid file, follows the log."""
+
     def __init__(self, db: Database, store: Store, in_force: PolicyInForce, path: str | Path | None = None) -> None:
         self.db = db
         self.store = store
@@ -85,8 +87,7 @@ class PolicyKeeper:
         return ReloadResult(False, self.in_force().sha256, None, reason)
 
     def recorded(self, revision: int | None = None) -> tuple[int, str, str] | None:
-        with self.db.read() as session:
-            return recorded_policy(session, revision)
+        return read_recorded_policy(self.db, revision)
 
     def follow(self) -> None:
         """Decide with the policy the log records (at the latest revision); called as the fact cache reads the log."""

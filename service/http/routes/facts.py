@@ -13,9 +13,9 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g
 
 from models.changelog import Who
-from service import schemas
-from service.declare import endpoint
-from service.errors import ApiError
+from service.http import schemas
+from service.http.declare import endpoint
+from service.http.errors import ApiError
 
 facts = Blueprint("facts", __name__)
 
@@ -58,7 +58,7 @@ def create_account(body: dict) -> dict:
 )
 def get_account(account_id: str, query: dict) -> dict:
     """With `?acting_user=`, that person must be allowed to `read` the account."""
-    return _with_revision(_store().account(account_id, query.get("acting_user")))
+    return _with_revision(_store().account(account_id, acting_user=query.get("acting_user")))
 
 
 @endpoint(
@@ -67,7 +67,7 @@ def get_account(account_id: str, query: dict) -> dict:
 )
 def get_billing_settings(account_id: str, query: dict) -> dict:
     """With `?acting_user=`, that person must be allowed to `view_subscription`."""
-    return _with_revision(_store().billing_settings(account_id, query.get("acting_user")))
+    return _with_revision(_store().billing_settings(account_id, acting_user=query.get("acting_user")))
 
 
 @endpoint(
@@ -86,7 +86,7 @@ def patch_billing_settings(account_id: str, body: dict, query: dict) -> dict:
 )
 def list_members(account_id: str, query: dict) -> dict:
     """With `?acting_user=`, that person must be allowed to `view_members`."""
-    return _with_revision(_store().members(account_id, query.get("acting_user")))
+    return _with_revision(_store().members(account_id, acting_user=query.get("acting_user")))
 
 
 @endpoint(
@@ -142,7 +142,7 @@ def delete_support_agent(user: str, body: dict) -> dict:
 )
 def list_changes(query: dict) -> dict:
     """`after` is a revision (0: from the start); `account` keeps only that account's entries."""
-    entries, revision = _store().changes(query.get("account"), query["after"], query["limit"])
+    entries, revision = _store().changes(account=query.get("account"), after=query["after"], limit=query["limit"])
     next_after = entries[-1]["revision"] if len(entries) == query["limit"] else None
     return {"changes": entries, "next_after": next_after, "revision": revision}
 

@@ -1,6 +1,7 @@
 """Every request body, query string and answer of the v1 HTTP contract, as marshmallow schemas.
 
-Bodies are strict: unknown fields, wrong JSON types (a string for a boolean, a
+They are built from the input rules every edge shares (`service/core/inputs.py`: ids,
+resources, checks, consistency). Bodies are strict: unknown fields, wrong JSON types (a string for a boolean, a
 boolean for a number) and missing attributes are refused with a 400 that names
 the field. The same schemas produce `/openapi.json`.
 """
@@ -11,107 +12,25 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from policies.world import RESOURCE_TYPES, ROLES
+from policies.world import ROLES
+from service.core.inputs import (
+    MAX_ID_LENGTH,
+    MAX_REVISION,
+    PRINTABLE,
+    ActorSchema,
+    CheckSchema,
+    ConsistencyFields,
+    Id,
+    QueryInteger,
+    ResourceField,
+    StrictBoolean,
+    StrictInteger,
+    TimeTravelFields,
+)
 
-MAX_ID_LENGTH = 200
 MAX_BATCH = 1000
 MAX_PAGE_SIZE = 10_000
 MAX_CHANGES_LIMIT = 10_000
-MAX_REVISION = 2**63 - 1  # a revision is a 64-bit integer in the database; a larger one cannot even be compared
-# Python's `$` also matches before a final newline: `\Z` is the true end of the text.
-_PRINTABLE = validate.Regexp(r"[^\x00-\x1f\x7f]+\Z", error="must not contain control characters")
-# An id appears in URL paths (/v1/accounts/{id}/members/{user}), so it cannot hold a slash.
-ID_PATTERN = r"^[^\x00-\x1f\x7f/]+$"  # as the OpenAPI document states it (ECMA: `$` is the end)
-_ID = validate.Regexp(r"[^\x00-\x1f\x7f/]+\Z", error="must not contain control characters or '/'")
-
-
-def Id(**kwargs: Any) -> fields.String:
-    """A non-empty identifier such as `acc_1` or `u_42`: no control characters, no slash."""
-    return fields.String(validate=[validate.Length(1, MAX_ID_LENGTH), _ID], **kwargs)
-
-
-class StrictBoolean(fields.Boolean):
-    """Only JSON `true` and `false`: "yes", 1 or "false" are refused."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if not isinstance(value, bool):
-            raise self.make_error("invalid")
-        return value
-
-
-class StrictInteger(fields.Integer):
-    """Only JSON integers: not booleans, strings or fractions."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(strict=True, **kwargs)
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, bool):
-            raise self.make_error("invalid")
-        return super()._deserialize(value, attr, data, **kwargs)
-
-
-class QueryInteger(fields.Integer):
-    """An integer in a query string (where every value arrives as text)."""
-
-
-def _resource_schema(resource_type: str) -> type[Schema]:
-    attributes = {
-        name: Id(required=True, metadata={"description": f"the {name} of the {resource_type}"})
-        for name in RESOURCE_TYPES[resource_type].attributes
-    }
-    attributes["type"] = fields.String(required=True, validate=validate.Equal(resource_type))
-    return Schema.from_dict(attributes, name=f"{resource_type}Ref")
-
-
-RESOURCE_SCHEMAS: dict[str, Schema] = {name: _resource_schema(name)() for name in RESOURCE_TYPES}
-
-
-class ResourceField(fields.Field):
-    """A resource named by its `type` and the attributes that type requires."""
-
-    default_error_messages = {
-        "invalid": "Not a valid resource: an object with a type.",
-        "unknown_type": "Unknown resource type {input!r}; known types: " + ", ".join(RESOURCE_TYPES) + ".",
-    }
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if not isinstance(value, dict):
-            raise self.make_error("invalid")
-        resource_type = value.get("type")
-        if not isinstance(resource_type, str) or resource_type not in RESOURCE_SCHEMAS:
-            raise ValidationError({"type": [self.error_messages["unknown_type"].format(input=resource_type)]})
-        return RESOURCE_SCHEMAS[resource_type].load(value)
-
-
-class ActorSchema(Schema):
-    type = fields.String(required=True, validate=validate.Equal("User"))
-    id = Id(required=True)
-
-
-class ConsistencyFields(Schema):
-    at_least_revision = StrictInteger(
-        validate=validate.Range(min=0, max=MAX_REVISION),
-        metadata={"description": "answer from facts reflecting at least every change up to this revision"},
-    )
-
-
-class TimeTravelFields(ConsistencyFields):
-    as_of_revision = StrictInteger(
-        validate=validate.Range(min=0, max=MAX_REVISION),
-        metadata={"description": "answer as of this past revision, from facts rebuilt from the change log"},
-    )
-
-    @validates_schema
-    def _not_both(self, data: dict, **kwargs: Any) -> None:
-        if "as_of_revision" in data and "at_least_revision" in data:
-            raise ValidationError("give at_least_revision or as_of_revision, not both", "as_of_revision")
-
-
-class CheckSchema(Schema):
-    actor = fields.Nested(ActorSchema, required=True)
-    action = fields.String(required=True, validate=[validate.Length(1, 64), _PRINTABLE])
-    resource = ResourceField(required=True)
 
 
 class AuthorizeRequest(CheckSchema, TimeTravelFields):
@@ -131,7 +50,7 @@ class ActionsRequest(TimeTravelFields):
 
 class ListRequest(ConsistencyFields):
     actor = fields.Nested(ActorSchema, required=True)
-    action = fields.String(required=True, validate=[validate.Length(1, 64), _PRINTABLE])
+    action = fields.String(required=True, validate=[validate.Length(1, 64), PRINTABLE])
     # Only accounts are stored here; the calling services own the other records.
     resource_type = fields.String(required=True, validate=validate.OneOf(["Account"]))
     page_size = StrictInteger(validate=validate.Range(1, MAX_PAGE_SIZE))
@@ -203,7 +122,7 @@ class EmptyQuery(Schema):
 
 class AccountCreate(Schema):
     id = Id(required=True)
-    name = fields.String(required=True, validate=[validate.Length(1, MAX_ID_LENGTH), _PRINTABLE])
+    name = fields.String(required=True, validate=[validate.Length(1, MAX_ID_LENGTH), PRINTABLE])
     admin = Id(required=True)
 
 

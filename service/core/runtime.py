@@ -1,0 +1,65 @@
+"""The core of one process, built once: database, policy in force, fact cache, write path, authorizer, keys."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from models.database import Database
+from models.fact_cache import FactCache
+from policies.engine import PolicyInForce, load_policy, policy_path
+from service.core.api_keys import KeyRing
+from service.core.authorizer import Authorizer
+from service.core.policy_keeper import PolicyKeeper
+from service.core.store import Store
+
+
+@dataclass
+class Runtime:
+    """Everything a request (or a command) needs, built once per process."""
+
+    db: Database
+    policy: PolicyInForce
+    cache: FactCache
+    store: Store
+    authorizer: Authorizer
+    keys: KeyRing
+    keeper: PolicyKeeper
+
+    @classmethod
+    def build(cls, config: dict[str, Any] | None = None) -> Runtime:
+        """Open the database (migrating it unless MIGRATE is false), load the policy, wire the parts.
+
+        ADOPT_POLICY_FILE (the service: true) makes the policy file the policy in
+        force if it is new and passes the scenarios; otherwise (the command-line
+        tool) the process decides with the policy the change log records.
+        """
+        config = dict(config or {})
+        db = Database(config.get("DATABASE_URL") or os.environ.get("DATABASE_URL"))
+        if config.get("MIGRATE", True):
+            db.migrate()
+        path = config.get("AUTHZ_POLICY") or os.environ.get("AUTHZ_POLICY") or policy_path()
+        policy = PolicyInForce(load_policy(path))
+        cache = FactCache(db)
+        store = Store(db, policy, on_commit=cache.note_written)
+        keeper = PolicyKeeper(db, store, policy, path)
+        cache.on_policy_change = keeper.follow
+        if config.get("ADOPT_POLICY_FILE", True):
+            keeper.adopt_file()
+        else:
+            keeper.follow()
+        preshared = config.get("AUTHZ_PRESHARED_KEY", os.environ.get("AUTHZ_PRESHARED_KEY"))
+        return cls(
+            db=db,
+            policy=policy,
+            cache=cache,
+            store=store,
+            authorizer=Authorizer(db, cache, policy, keeper),
+            keys=KeyRing(cache, preshared),
+            keeper=keeper,
+        )
+
+    def after_fork(self) -> None:
+        """In a freshly forked worker: forget the parent's connections (they stay the parent's)."""
+        self.db.dispose(close=False)

@@ -1,0 +1,28 @@
+"""The JSON API on a Flask app: its blueprints, its one error shape, metrics and request logs.
+
+`service/app.py` builds the app (the core's `Runtime` in `app.extensions["authz"]`)
+and installs this edge and the auditor's pages on it.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from service.http.declare import MAX_BODY_BYTES
+from service.http.errors import register_error_handlers
+from service.http.logs import request_logging
+from service.http.metrics import instrument
+from service.http.routes.decisions import decisions
+from service.http.routes.facts import facts
+from service.http.routes.operations import operations
+
+
+def install_api(app: Flask) -> None:
+    """Register the v1 endpoints and operations, the error handlers, metrics and request logging on `app`."""
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES + 1  # see declare._json_body
+    app.register_blueprint(decisions)
+    app.register_blueprint(facts)
+    app.register_blueprint(operations)
+    register_error_handlers(app)
+    instrument(app)
+    request_logging(app)
