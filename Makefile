@@ -18,10 +18,12 @@ install: $(INSTALLED)
 serve: $(INSTALLED)
 	$(BIN)/authz serve
 
-## Install, lint and run the whole test suite (SQLite always, PostgreSQL when it is reachable).
+## Install, lint, check the layers and run the whole test suite (SQLite always, PostgreSQL when it is reachable).
+## The layers (docs/architecture.md) are import-linter contracts in pyproject.toml: an import against them fails the run.
 ## Debian's chromium drives the auditor pages' browser test; where it cannot be installed, that test says so and skips.
 test: $(INSTALLED) chromium
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 chromium:
@@ -40,6 +42,7 @@ soak: $(INSTALLED)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
