@@ -2,15 +2,28 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# oso 0.27 publishes wheels for CPython up to 3.12 only: use $(PYTHON) if it is a 3.11 or 3.12, else the
+# first such interpreter found (python3.12, python3.11, pyenv's, uv's). Empty when there is none.
+SUPPORTED := import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))
+CHOSEN_PYTHON := $(shell for candidate in "$(PYTHON)" python3 python3.12 python3.11 \
+		$$(ls -d "$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/3.12*/bin/python3 "$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/3.11*/bin/python3 2>/dev/null | sort -rV) \
+		$$(command -v uv >/dev/null 2>&1 && uv python find 3.12 2>/dev/null); do \
+	"$$candidate" -c '$(SUPPORTED)' >/dev/null 2>&1 && { command -v "$$candidate"; break; }; done)
 INSTALLED := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: install serve test chromium lint bench soak clean
+.PHONY: install serve test chromium lint bench soak clean python
 
 $(INSTALLED): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	@test -n "$(CHOSEN_PYTHON)" || { echo "No CPython 3.11 or 3.12 found ($(PYTHON) is $$($(PYTHON) --version 2>&1)); oso 0.27 has no wheels for newer ones: install python3.12 (apt install python3.12-venv, pyenv install 3.12, or uv python install 3.12) and run make again." >&2; exit 1; }
+	@[ -x $(BIN)/python ] && $(BIN)/python -c '$(SUPPORTED)' 2>/dev/null || rm -rf $(VENV)
+	$(CHOSEN_PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	rm -f $(VENV)/.installed-* && touch $@
+
+## Print the interpreter the virtual environment is made with (CPython 3.11 or 3.12; see CHOSEN_PYTHON).
+python:
+	@test -n "$(CHOSEN_PYTHON)" && echo "$(CHOSEN_PYTHON)" || { echo "no CPython 3.11 or 3.12 found" >&2; exit 1; }
 
 install: $(INSTALLED)
 

@@ -57,7 +57,9 @@ class Policy:
         self.sha256 = hashlib.sha256(text.encode()).hexdigest()
         self.oso = new_oso(text, source_name)
         compiled = compile_policy(self.oso, text, source_name)
-        self.table: dict[Situation, frozenset[str]] = compiled.table
+        # Every situation and id pattern the compiler met: the exhaustive set proofs and diffs range over.
+        self.table: Mapping[Situation, frozenset[str]] = compiled.table
+        self._met_later: dict[Situation, frozenset[str]] = {}  # id patterns first met by a decision
         # For each id slot ("actor", "account", ...), the literals the policy compares it with.
         self.id_literals: Mapping[str, frozenset[str]] = compiled.literals
         self._evaluating = threading.Lock()
@@ -87,9 +89,9 @@ class Policy:
             if not situation.ids:
                 return frozenset()
         with self._evaluating:  # an id pattern not met while compiling: equivalent to one that was (compiler.py)
-            if situation not in self.table:
-                self.table[situation] = evaluate_pattern(self.oso, situation)
-            return self.table[situation]
+            if situation not in self._met_later:
+                self._met_later[situation] = evaluate_pattern(self.oso, situation)
+            return self._met_later[situation]
 
     def is_allowed(self, situation: Situation, action: str) -> bool:
         return action in self.allowed_actions(situation)

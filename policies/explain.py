@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+from policies.ids import SLOT_WORDS
 from policies.reader import Rule
 from policies.situations import Names, Situation, build_world
 from policies.world import ROLES
@@ -109,7 +110,13 @@ def _facts(situation: Situation, names: Names) -> list[str]:
         facts.append(_role_sentence(names.other_user, situation.other_user_role, account))
         if situation.other_user_is_support_agent:
             facts.append(f"{names.other_user} is a support agent")
+    facts += [_named_sentence(slot, literal) for slot, literal in situation.ids]
     return facts
+
+
+def _named_sentence(slot: str, literal: str) -> str:
+    """A decision whose ids the policy names by literal (`user.id = "u_fired"`)."""
+    return f"policy.polar names {literal} ({SLOT_WORDS.get(slot, slot)})"
 
 
 def _role_sentence(user: str, role: str | None, account: str) -> str:
@@ -175,6 +182,9 @@ def _changes(situation: Situation, names: Names) -> list[_Change]:
                 other = names.other_user
                 text = f"{other} were {role} of {account}" if role else f"{other} were not a member of {account}"
                 add("other_user_role", text, other_user_role=role)
+    for slot, literal in situation.ids:
+        others = tuple(pair for pair in situation.ids if pair[0] != slot)
+        add(f"ids:{slot}", f"{SLOT_WORDS.get(slot, slot)} were not {literal}", ids=others)
     if situation.resource_type == "PaymentMethod":
         if situation.other_user_is_actor:
             add("other_user_is_actor", f"payment method {names.resource} belonged to someone else", other_user_is_actor=False)
@@ -200,6 +210,7 @@ def _turning_points(
         "auto_add": _auto_add_sentence(names.account, situation.auto_add),
         "other_user_role": _role_sentence(names.other_user, situation.other_user_role, names.account),
         "other_user_is_actor": f"payment method {names.resource} belongs to {_other(situation, names)}",
+        **{f"ids:{slot}": _named_sentence(slot, literal) for slot, literal in situation.ids},
     }
     return [
         (current[change.field], change.field)

@@ -1,7 +1,8 @@
 """`authz`: what an operator or an auditor does by hand.
 
 serve, migrate, keys (create, list, revoke), check and explain one decision,
-matrix, test (the scenarios), policy check, changes (list, verify).
+matrix, test (the scenarios), prove (the properties), policy check and diff,
+changes (list, verify).
 """
 
 from __future__ import annotations
@@ -227,14 +228,98 @@ def policy() -> None:
 @policy.command("check")
 @click.argument("policy_file", type=click.Path(exists=True, dir_okay=False))
 def policy_check(policy_file: str) -> None:
-    """Validate a policy: it loads, and every scenario passes against it. Exit 0 valid, 1 not."""
+    """Validate a policy: it loads, every scenario passes and every property holds. Exit 0 valid, 1 not."""
+    from policies.properties import load_properties, prove
+    from policies.properties import report as properties_report
     from service.core.scenarios import report, run_all
 
     policy = _load(policy_file)
     click.echo(f"{policy_file} loads (sha256 {policy.sha256}); running the scenarios against it")
     results = run_all(policy)
     click.echo(report(results))
-    sys.exit(0 if all(result.passed for result in results) else 1)
+    click.echo("\nProving the properties of policies/properties.yaml")
+    verdicts = prove(policy, _properties(load_properties))
+    click.echo(properties_report(verdicts))
+    sys.exit(0 if all(r.passed for r in results) and all(v.holds for v in verdicts) else 1)
+
+
+@policy.command("diff")
+@click.argument("old")
+@click.argument("new")
+@click.option("--json", "as_json", is_flag=True, help="the changes as JSON, for machines")
+def policy_diff(old: str, new: str, as_json: bool) -> None:
+    """Every decision that changes from OLD to NEW (each a file, or git:REV for policy.polar at a revision).
+
+    Exit 0 when no decision changes, 1 when some do, 2 on error (as diff(1)).
+    """
+    from policies.diff import diff, report
+    from policies.engine import PolicyError, policy_from_text
+
+    try:
+        before = policy_from_text(_policy_text(old), _source_name(old))
+        after = policy_from_text(_policy_text(new), _source_name(new))
+    except PolicyError as error:
+        _fail(str(error))
+    changes = diff(before, after)
+    if as_json:
+        document = {"old": before.sha256, "new": after.sha256, "changes": [change.document() for change in changes]}
+        click.echo(json.dumps(document, indent=2))
+    else:
+        click.echo(f"{old} ({before.sha256[:12]}) -> {new} ({after.sha256[:12]})")
+        click.echo(report(changes))
+    sys.exit(1 if changes else 0)
+
+
+def _policy_text(where: str) -> str:
+    """A policy's text: a file, or `git:REV` (policy.polar at that revision of this repository)."""
+    import subprocess
+
+    if where.startswith("git:"):
+        revision = where[len("git:"):]
+        root = Path(__file__).resolve().parent.parent
+        try:
+            shown = subprocess.run(
+                ["git", "-C", str(root), "show", f"{revision}:policy.polar"], capture_output=True, text=True, timeout=30
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            _fail(f"cannot run git: {error}")
+        if shown.returncode != 0:
+            _fail(f"no policy.polar at git revision {revision!r}: {shown.stderr.strip()}")
+        return shown.stdout
+    try:
+        return Path(where).read_text()
+    except OSError as error:
+        _fail(f"cannot read {where}: {error}")
+    return ""
+
+
+def _source_name(where: str) -> str:
+    return where if where.startswith("git:") else Path(where).name
+
+
+def _properties(load):
+    from policies.properties import PropertyFileError
+
+    try:
+        return load()
+    except PropertyFileError as error:
+        _fail(str(error))
+
+
+@main.command()
+@click.argument("policy_file", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--properties", "properties_file", type=click.Path(exists=True, dir_okay=False),
+              help="another properties file (default: policies/properties.yaml)")
+def prove(policy_file: str | None, properties_file: str | None) -> None:
+    """Prove the policy's properties over every situation; a counterexample for each failure. Exit 0 all hold, 1 not."""
+    from policies.properties import PROPERTIES_PATH, load_properties, report
+    from policies.properties import prove as prove_properties
+
+    policy = _load(policy_file)
+    verdicts = prove_properties(policy, _properties(lambda: load_properties(properties_file or PROPERTIES_PATH)))
+    click.echo(f"{policy_file or 'policy.polar'} (sha256 {policy.sha256[:12]}): {len(policy.table)} situations")
+    click.echo(report(verdicts))
+    sys.exit(0 if all(verdict.holds for verdict in verdicts) else 1)
 
 
 def _load(policy_file: str | None):

@@ -254,3 +254,20 @@ def test_every_answer_is_what_oso_answers_on_the_full_facts(name, source, sqlite
             shutil.rmtree(directory, ignore_errors=True)
 
     differential()
+
+
+@pytest.mark.parametrize("name, source", ENFORCED, ids=[name for name, _ in ENFORCED])
+def test_the_table_behind_the_matrix_is_oso_on_real_ids(name, source):
+    """Every entry of the compiled table (the matrix, proofs and diffs read it) is live oso's answer on real ids."""
+    from policies.situations import Names, build_world
+
+    policy = policy_from_text(source, "policy.polar")
+    oracle = new_oso(source)
+    plain = {"actor": "u_1", "account": "acc_1", "resource": "r_1", "other_user": "u_2"}
+    wrong = []
+    for situation, granted in policy.table.items():
+        actor, resource = build_world(situation, Names(**{**plain, **dict(situation.ids)}))
+        live = frozenset(oracle.authorized_actions(actor, resource))
+        if live != granted:
+            wrong.append(f"{situation}: table {sorted(granted)}, oso {sorted(live)}")
+    assert not wrong, "\n".join(wrong[:10])

@@ -6,10 +6,13 @@ its fact cache reads a `policy.load` entry, it compiles that text and decides
 with it from that revision on, so all workers and hosts agree, and a decision
 sent with `at_least_revision` reflects policy changes like any other change.
 
-A policy file becomes the policy in force only once it loads and passes every
-scenario of `policies/scenarios`: at start (`authz serve`), on SIGHUP to the
+A policy file becomes the policy in force only once it loads (the compiler
+refuses what it could not enforce exactly), passes every scenario of
+`policies/scenarios` and satisfies every property of
+`policies/properties.yaml`: at start (`authz serve`), on SIGHUP to the
 gunicorn master, or on `POST /v1/policy/reload`. Otherwise the previous policy
-keeps serving and the reason is logged and answered.
+keeps serving and the reason is logged and answered. The change-log entry of
+a policy taken up records what it changes against the one before, in words.
 """
 
 from __future__ import annotations
@@ -21,12 +24,15 @@ from pathlib import Path
 from models.changelog import Who
 from models.database import Database
 from models.history import read_recorded_policy
+from policies.diff import diff
 from policies.engine import Policy, PolicyError, PolicyInForce, load_policy, policy_from_text, policy_path
+from policies.properties import load_properties, prove
+from policies.properties import report as properties_report
 from service.core.scenarios import report, run_all
 from service.core.store import Store
 
 log = logging.getLogger("authz.policy")
-_validated: dict[str, str | None] = {}  # sha256 -> None when every scenario passes, else the report
+_validated: dict[str, str | None] = {}  # sha256 -> None when scenarios and properties pass, else the report
 
 
 @dataclass(frozen=True)
@@ -37,11 +43,17 @@ class ReloadResult:
     reason: str
 
 
-def scenario_failures(policy: Policy) -> str | None:
-    """None when every scenario passes against `policy`, else the failure report (memoized per sha256)."""
+def validation_failures(policy: Policy) -> str | None:
+    """None when every scenario passes and every property holds, else the failure report (memoized per sha256)."""
     if policy.sha256 not in _validated:
         results = run_all(policy)
-        _validated[policy.sha256] = None if all(r.passed for r in results) else report(results)
+        verdicts = prove(policy, load_properties())
+        problems = []
+        if not all(result.passed for result in results):
+            problems.append(f"it fails the scenarios:\n{report(results)}")
+        if not all(verdict.holds for verdict in verdicts):
+            problems.append(f"it breaks the properties:\n{properties_report(verdicts)}")
+        _validated[policy.sha256] = "\n".join(problems) or None
     return _validated[policy.sha256]
 
 
@@ -71,15 +83,26 @@ class PolicyKeeper:
             candidate = load_policy(self.path)
         except PolicyError as error:
             return self._refused(f"{self.path} does not load: {error}")
-        failures = scenario_failures(candidate)
+        failures = validation_failures(candidate)
         if failures is not None:
-            return self._refused(f"{self.path} fails the scenarios; keeping the policy in force:\n{failures}")
-        revision = self.store.record_policy(candidate, Who(None, None))
+            return self._refused(f"{self.path} is refused, keeping the policy in force: {failures}")
+        revision = self.store.record_policy(candidate, Who(None, None), changes=self._changes_from_recorded(candidate))
         self.in_force.replace(candidate)
         if revision is None:
             return ReloadResult(True, candidate.sha256, None, "this policy was already in force")
         log.info("policy %s in force from revision %s", candidate.sha256, revision)
         return ReloadResult(True, candidate.sha256, revision, f"policy in force from revision {revision}")
+
+    def _changes_from_recorded(self, candidate: Policy) -> list[str] | None:
+        """What the candidate changes against the policy the log records (None when the log records none)."""
+        recorded = self.recorded()
+        if recorded is None or recorded[1] == candidate.sha256:
+            return None
+        try:
+            previous = policy_from_text(recorded[2])
+        except PolicyError as error:
+            return [f"the previous policy no longer compiles ({error}); no comparison"]
+        return [change.text for change in diff(previous, candidate)]
 
     def _refused(self, reason: str) -> ReloadResult:
         self.follow()

@@ -194,8 +194,11 @@ class Store:
 
     # -- the policy ---------------------------------------------------------
 
-    def record_policy(self, policy: Policy, who: Who) -> int | None:
-        """Record `policy` as the policy in force, unless it already is; answers the new revision or None."""
+    def record_policy(self, policy: Policy, who: Who, *, changes: list[str] | None = None) -> int | None:
+        """Record `policy` as the policy in force, unless it already is; answers the new revision or None.
+
+        `changes`: what it changes against the previous one, in words (a policy diff).
+        """
         with self._write() as tx:
             tx.lock_counter()
             recorded = tx.recorded_policy()
@@ -204,7 +207,10 @@ class Store:
             return tx.log(
                 who, POLICY_KIND,
                 before={"sha256": recorded[1] if recorded else None},
-                after={"sha256": policy.sha256, "text": policy.text, "source": policy.source_name},
+                after={
+                    "sha256": policy.sha256, "text": policy.text, "source": policy.source_name,
+                    **({"changes": changes} if changes is not None else {}),
+                },
             )
 
     # -- the change log -----------------------------------------------------
