@@ -1,0 +1,136 @@
+"""Operating the service: serve, migrate, API keys (create, list, revoke), the change log (list, verify)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from service.cli.common import build_runtime, fail
+from service.core.errors import ANSWERED
+
+SERVICE_DIR = Path(__file__).resolve().parent.parent  # service/: gunicorn_conf.py and wsgi.py
+
+
+@click.command()
+@click.option("--host", default=lambda: os.environ.get("AUTHZ_HOST", "127.0.0.1"), show_default="127.0.0.1")
+@click.option("--port", default=lambda: int(os.environ.get("PORT", "8000")), type=int, show_default="$PORT or 8000")
+@click.option("--workers", default=lambda: int(os.environ.get("AUTHZ_WORKERS", "2")), type=int, show_default="2")
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the API with gunicorn (the app migrates the database as it loads)."""
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not metrics_dir:
+        metrics_dir = tempfile.mkdtemp(prefix="authz-metrics-")
+    else:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        Path(metrics_dir).mkdir(parents=True)
+    os.environ.update(
+        PROMETHEUS_MULTIPROC_DIR=metrics_dir, AUTHZ_HOST=host, PORT=str(port), AUTHZ_WORKERS=str(workers)
+    )
+    config = str(SERVICE_DIR / "gunicorn_conf.py")
+    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "--config", config, "service.wsgi:app"])
+
+
+@click.command()
+def migrate() -> None:
+    """Create the schema, or bring it to the latest migration."""
+    from models.database import Database
+
+    db = Database()
+    db.migrate()
+    click.echo(f"database ready: {db.engine.url.render_as_string(hide_password=True)}")
+
+
+@click.group()
+def keys() -> None:
+    """API keys of calling services."""
+
+
+@keys.command("create")
+@click.option("--name", required=True, help="which service the key is for")
+@click.option("--scopes", default="check", show_default=True, help="comma-separated: check, write, audit, admin")
+def keys_create(name: str, scopes: str) -> None:
+    """Create a key; it is printed once and only its hash is stored."""
+    from models.database import Database
+    from service.core.api_keys import create_key
+
+    db = Database()
+    db.migrate()
+    try:
+        key_id, key = create_key(db, name, [s.strip() for s in scopes.split(",") if s.strip()])
+    except ValueError as error:
+        fail(str(error))
+    click.echo(key)
+    click.echo(f"key id {key_id}, scopes {scopes}; store it now, it cannot be shown again", err=True)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    from models.database import Database
+    from service.core.api_keys import list_keys
+
+    for key in list_keys(Database()):
+        state = f"revoked {key['revoked_at']}" if key["revoked_at"] else "active"
+        click.echo(f"{key['id']}  {key['name']}  scopes={key['scopes']}  created {key['created_at']}  {state}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key; every process refuses it from the next revision on."""
+    from models.database import Database
+    from service.core.api_keys import revoke_key
+
+    try:
+        revoke_key(Database(), key_id)
+    except ANSWERED as error:
+        fail(error.message)
+    click.echo(f"revoked {key_id}")
+
+
+
+
+@click.group()
+def changes() -> None:
+    """The change log."""
+
+
+@changes.command("list")
+@click.option("--account", default=None)
+@click.option("--after", default=0, type=int)
+@click.option("--limit", default=1000, type=int)
+def changes_list(account: str | None, after: int, limit: int) -> None:
+    runtime = build_runtime()
+    entries, _revision = runtime.store.changes(account=account, after=after, limit=limit)
+    for entry in entries:
+        if "text" in entry["after"]:  # a recorded policy: its sha256 says which, the text is long
+            entry["after"]["text"] = f"<{len(entry['after']['text'])} characters>"
+        who = entry["acting_user"] or "system"
+        click.echo(
+            f"{entry['revision']:>6}  {entry['at']}  {entry['kind']:<24} account={entry['account']} "
+            f"user={entry['user']} by={who} key={entry['api_key']}  {json.dumps(entry['before'])} -> "
+            f"{json.dumps(entry['after'])}"
+        )
+
+
+@changes.command("verify")
+def changes_verify() -> None:
+    """Check the hash chain of the whole log, then the fact tables against it. Exit 0 intact, 1 tampered."""
+    runtime = build_runtime()
+    result = runtime.store.verify_changes()
+    if result.ok:
+        click.echo(f"intact: {result.entries} entries, revisions 1 to {result.revision}")
+        return
+    where = f" at revision {result.first_bad_revision}" if result.first_bad_revision is not None else ""
+    click.echo(f"TAMPERED{where}: {result.problem}")
+    for difference in result.drift:
+        click.echo(f"  - {difference}")
+    sys.exit(1)
+
+
+COMMANDS = (serve, migrate, keys, changes)
