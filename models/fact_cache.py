@@ -136,27 +136,28 @@ class FactCache:
         with self.lock:
             yield self.sync(at_least_revision)
 
-    def prefetch(self, user_id: str, account_id: str, other_id: str | None = None) -> None:
-        """Read in one query whatever a decision about `user_id` (and `other_id`) on the account lacks."""
+    def prefetch(self, user_id: str, account_id: str, other_user_id: str | None = None) -> None:
+        """Read in one query whatever a decision about `user_id` (and `other_user_id`) on the account lacks."""
         missing = (
             account_id not in self._settings
             or (user_id, account_id) not in self._roles
             or user_id not in self._support
-            or other_id is not None and ((other_id, account_id) not in self._roles or other_id not in self._support)
+            or other_user_id is not None
+            and ((other_user_id, account_id) not in self._roles or other_user_id not in self._support)
         )
         if not missing:
             return
         settings, role, support, other_role, other_support = self._fetch(
-            lambda facts: facts.everything(user_id, account_id, other_id or "")
+            lambda facts: facts.everything(user_id, account_id, other_user_id or "")
         )
         account_id, user_id = sys.intern(account_id), sys.intern(user_id)
         self._settings[account_id] = settings
         self._roles[user_id, account_id] = role
         self._support[user_id] = support
-        if other_id is not None:
-            other_id = sys.intern(other_id)
-            self._roles[other_id, account_id] = other_role
-            self._support[other_id] = other_support
+        if other_user_id is not None:
+            other_user_id = sys.intern(other_user_id)
+            self._roles[other_user_id, account_id] = other_role
+            self._support[other_user_id] = other_support
 
     def account_settings(self, account_id: str) -> tuple[bool, bool] | None:
         try:

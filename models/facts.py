@@ -65,10 +65,10 @@ class DbFacts:
     def is_support_agent(self, user_id: str) -> bool:
         return self.connection.execute(_SUPPORT, {"user": user_id}).first() is not None
 
-    def everything(self, user_id: str, account_id: str, other_id: str) -> tuple:
+    def everything(self, user_id: str, account_id: str, other_user_id: str) -> tuple:
         """(settings, user's role, user is support, other's role, other is support) in one query."""
         restricted, auto_add, role, support, other_role, other_support = self.connection.execute(
-            _EVERYTHING, {"account": account_id, "user": user_id, "other": other_id}
+            _EVERYTHING, {"account": account_id, "user": user_id, "other": other_user_id}
         ).one()
         settings = _SETTINGS_VALUES[bool(restricted), bool(auto_add)] if restricted is not None else None
         return (

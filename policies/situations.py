@@ -160,12 +160,12 @@ def situation_of(
         ids = id_pattern(literals, named)
     if other_attribute is None:
         return Situation(resource_type, actor_role, actor_support, restricted, auto_add, ids=ids)
-    other_id = attributes[other_attribute]
-    if other_id == actor_id:
+    other_user_id = attributes[other_attribute]
+    if other_user_id == actor_id:
         return Situation(
             resource_type, actor_role, actor_support, restricted, auto_add, True, actor_role, actor_support, ids
         )
-    other_role = facts.role(other_id, account_id) if settings is not None else None
+    other_role = facts.role(other_user_id, account_id) if settings is not None else None
     return Situation(
         resource_type,
         actor_role,
@@ -174,7 +174,7 @@ def situation_of(
         auto_add,
         False,
         other_role,
-        facts.is_support_agent(other_id),
+        facts.is_support_agent(other_user_id),
         ids,
     )
 

@@ -1,0 +1,1 @@
+"""The JSON API's endpoints, one blueprint per concern: decisions, facts, operations."""
