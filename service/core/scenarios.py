@@ -189,7 +189,8 @@ class _World:
             refused = expectation.get("refused")
             status = _status(error)
             if refused is None:
-                return StepResult(number, text, False, f"refused ({status} {error.code}): {error.message}")
+                why = f"{status} {error.code}" if status is not None else error.code
+                return StepResult(number, text, False, f"refused ({why}): {error.message}")
             if refused not in (error.code, status):
                 return StepResult(number, text, False, f"refused with {error.code}, not {refused}")
             if "message" in expectation and expectation["message"] != error.message:
