@@ -216,8 +216,8 @@ def test_explain_as_of_a_past_revision_links_to_the_policy_then(story, client, a
         ("actor=u_client&action=read&type=Account&id=acc_b&as_of_revision=soon", "as of revision: Not a valid integer"),
         ("actor=u_client&action=read&type=Account&id=acc_b&as_of_revision=99999", "ahead of the latest revision"),
         ("actor=u_client&action=read&type=Account&id=acc_b&as_of_revision=-1", "greater than or equal to 0"),
-        ("actor=u_client&action=read&type=Account&id=acc%2Fb", "id: must not contain"),
-        ("actor=u%00x&action=read&type=Account&id=acc_b", "actor: must not contain"),
+        ("actor=u_client&action=read&type=Account&id=acc%2Fb", "id: must be 1 to 200 characters among"),
+        ("actor=u%00x&action=read&type=Account&id=acc_b", "actor: must be 1 to 200 characters among"),
     ],
 )
 def test_explain_answers_bad_input_with_a_message_and_a_400(story, client, query, says):
@@ -238,13 +238,13 @@ def test_an_unknown_account_gives_a_404_page(client):
 
 def test_everything_user_supplied_is_escaped(app, api, client):
     api.create_account("acc_x", "u_admin", name="<script>alert('name')</script>")
-    # An id may not hold '/', so a whole <script>...</script> cannot be an actor id; its opening tag can.
+    # Such ids are refused by the id grammar; the form shows what was typed back, escaped.
     for actor, shown in [("<script>alert(1)", "&lt;script&gt;alert(1)"), ("<img src=x onerror=alert(1)>",
                                                                        "&lt;img src=x onerror=alert(1)&gt;")]:
-        html = page(client, f"/audit/explain?actor={quote(actor)}&action=read&type=Account&id=acc_x")
+        html = page(client, f"/audit/explain?actor={quote(actor)}&action=read&type=Account&id=acc_x", 400)
         html = html.get_data(as_text=True)
         assert actor not in html
-        assert f"{shown} may not read account acc_x" in html
+        assert shown in html and "actor: must be 1 to 200 characters among" in html
     overview = page(client, "/audit/").get_data(as_text=True)
     assert "<script>" not in overview and "&lt;script&gt;alert(&#39;name&#39;)&lt;/script&gt;" in overview
     error = page(client, "/audit/explain?actor=u&action=<b>x</b>&type=Account&id=acc_x", 400).get_data(as_text=True)

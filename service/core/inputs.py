@@ -9,6 +9,7 @@ refused, naming the field.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
@@ -17,17 +18,41 @@ from policies.world import RESOURCE_TYPES
 from service.core.consistency import Consistency
 
 MAX_ID_LENGTH = 200
+MAX_NAME_LENGTH = 200
 MAX_REVISION = 2**63 - 1  # a revision is a 64-bit integer in the database; a larger one cannot even be compared
-# Python's `$` also matches before a final newline: `\Z` is the true end of the text.
+# SPEC "Strict input": an id is 1 to 200 of A-Z a-z 0-9 _ - . @ + : =, and neither "." nor "..". Ids sit in
+# URL paths and in sentences of the change log: no space, no slash, no look-alike letter, no invisible one.
+ID_ALPHABET = "A-Z a-z 0-9 _ - . @ + : ="
+ID_RULE = f"1 to {MAX_ID_LENGTH} characters among {ID_ALPHABET}, not '.' or '..'"
+# Python's `$` also matches before a final newline: `\Z` is the true end (the class excludes newlines anyway).
+_ID_SOURCE = r"(?!\.\.?$)[A-Za-z0-9_.@+:=-]{1,200}\Z"
+ID_PATTERN = "^" + _ID_SOURCE[:-2] + "$"  # as the OpenAPI document states it (ECMA)
+_ID = re.compile(_ID_SOURCE)
+# A name may not hold controls, bidirectional overrides and isolates, or zero-width characters.
+_NAME_SOURCE = r"[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\ud800-\udfff]{1,200}\Z"
+_NAME = re.compile(_NAME_SOURCE)
+NAME_RULE = f"1 to {MAX_NAME_LENGTH} characters without control, bidirectional-override or zero-width characters"
 PRINTABLE = validate.Regexp(r"[^\x00-\x1f\x7f]+\Z", error="must not contain control characters")
-# An id appears in URL paths (/v1/accounts/{id}/members/{user}), so it cannot hold a slash.
-ID_PATTERN = r"^[^\x00-\x1f\x7f/]+$"  # as the OpenAPI document states it (ECMA: `$` is the end)
-_ID = validate.Regexp(r"[^\x00-\x1f\x7f/]+\Z", error="must not contain control characters or '/'")
+
+
+def is_id(value: object) -> bool:
+    """Whether `value` is an id of the strict-input grammar (`ID_RULE`)."""
+    return type(value) is str and _ID.match(value) is not None
+
+
+def is_name(value: object) -> bool:
+    """Whether `value` is a name a person may read safely (`NAME_RULE`)."""
+    return type(value) is str and _NAME.match(value) is not None
 
 
 def Id(**kwargs: Any) -> fields.String:
-    """A non-empty identifier such as `acc_1` or `u_42`: no control characters, no slash."""
-    return fields.String(validate=[validate.Length(1, MAX_ID_LENGTH), _ID], **kwargs)
+    """An identifier such as `acc_1` or `u_42` (`ID_RULE`)."""
+    return fields.String(validate=validate.Regexp(_ID_SOURCE, error=f"must be {ID_RULE}"), **kwargs)
+
+
+def Name(**kwargs: Any) -> fields.String:
+    """A display name (`NAME_RULE`): an account's name."""
+    return fields.String(validate=validate.Regexp(_NAME_SOURCE, error=f"must be {NAME_RULE}"), **kwargs)
 
 
 class StrictBoolean(fields.Boolean):

@@ -18,7 +18,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, request
 from marshmallow import Schema
 
-from service.core.inputs import MAX_ID_LENGTH
+from service.core.inputs import ID_RULE, is_id
 from service.http.auth import authenticate
 from service.http.errors import ApiError
 from service.http.schemas import EmptyQuery
@@ -116,8 +116,8 @@ def endpoint(
 
 
 def _check_path_argument(name: str, value: str) -> None:
-    if not 1 <= len(value) <= MAX_ID_LENGTH or any(ord(char) < 32 or ord(char) == 127 for char in value):
-        raise ApiError(400, "invalid_request", f"{name}: must be 1 to {MAX_ID_LENGTH} printable characters")
+    if not is_id(value):
+        raise ApiError(400, "invalid_request", f"{name}: must be {ID_RULE}")
 
 
 def _query_arguments() -> dict[str, str]:

@@ -16,10 +16,9 @@ import re
 from typing import Any
 
 from policies.world import RESOURCE_TYPES
-from service.core.inputs import MAX_ID_LENGTH, MAX_REVISION, with_consistency
+from service.core.inputs import MAX_REVISION, is_id, with_consistency
 from service.http.schemas import MAX_BATCH
 
-_ID = re.compile(r"[^\x00-\x1f\x7f/]{1," + str(MAX_ID_LENGTH) + "}")
 _ACTION = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
 _RESOURCE_KEYS = {name: frozenset(("type", *kind.attributes)) for name, kind in RESOURCE_TYPES.items()}
 _CHECK_KEYS = frozenset(("actor", "action", "resource"))
@@ -29,7 +28,7 @@ _ACTOR_KEYS = frozenset(("type", "id"))
 
 
 def _is_id(value: Any) -> bool:
-    return type(value) is str and _ID.fullmatch(value) is not None
+    return is_id(value)
 
 
 def _revision(body: dict, name: str) -> bool:

@@ -14,13 +14,13 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from policies.world import ROLES
 from service.core.inputs import (
-    MAX_ID_LENGTH,
     MAX_REVISION,
     PRINTABLE,
     ActorSchema,
     CheckSchema,
     ConsistencyFields,
     Id,
+    Name,
     QueryInteger,
     ResourceField,
     StrictBoolean,
@@ -122,7 +122,7 @@ class EmptyQuery(Schema):
 
 class AccountCreate(Schema):
     id = Id(required=True)
-    name = fields.String(required=True, validate=[validate.Length(1, MAX_ID_LENGTH), PRINTABLE])
+    name = Name(required=True)
     admin = Id(required=True)
 
 
