@@ -91,6 +91,29 @@ def recorded_policy(session: Session, revision: int | None = None) -> tuple[int,
     return change.revision, after["sha256"], after["text"]
 
 
+def policy_versions(db: Database) -> list[dict]:
+    """Every policy taken up, newest first: revision, time, sha256, source, and what it changed (None: the first)."""
+    with db.read() as session:
+        rows = session.execute(
+            select(ChangeRow.revision, ChangeRow.at, ChangeRow.after)
+            .where(ChangeRow.kind == POLICY_KIND)
+            .order_by(ChangeRow.revision.desc())
+        )
+        versions = []
+        for revision, at, after in rows:
+            recorded = json.loads(after)
+            versions.append(
+                {
+                    "revision": revision,
+                    "at": at,
+                    "sha256": recorded.get("sha256"),
+                    "source": recorded.get("source"),
+                    "changes": recorded.get("changes"),
+                }
+            )
+        return versions
+
+
 def facts_drift(session: Session, limit: int = 20) -> list[str]:
     """Where the fact tables differ from the facts the change log rebuilds (a change made behind its back).
 

@@ -168,3 +168,24 @@ def test_policy_diff_reads_a_git_revision():
         pytest.skip("not a git checkout")
     head = run("policy", "diff", "git:HEAD", str(DEFAULT_POLICY_PATH))
     assert head.exit_code in (0, 1) and head.output.startswith("git:HEAD (")
+
+
+def test_the_auditor_policy_page_lists_the_versions_with_their_changes(database_url, tmp_path):
+    path = tmp_path / "policy.polar"
+    path.write_text(ORIGINAL)
+    app = create_app(
+        {"DATABASE_URL": database_url, "AUTHZ_PRESHARED_KEY": TEST_KEY, "MIGRATE": False, "AUTHZ_POLICY": str(path)}
+    )
+    try:
+        api = Api(flask_transport(app.test_client()))
+        path.write_text(FIRED)
+        revision = api.post("/v1/policy/reload", {}).json["revision"]
+        page = app.test_client().get("/audit/policy", headers={"Authorization": f"Bearer {TEST_KEY}"})
+        html = page.get_data(as_text=True)
+        assert page.status_code == 200
+        assert f'id="version-{revision}"' in html and "the first policy recorded" in html
+        assert "admins lose view_workspace on Account, whatever the billing settings, when the user is u_fired" in html
+        assert f"/audit/policy?as_of_revision={revision}" in html
+    finally:
+        app.extensions["authz"].cache.close()
+        app.extensions["authz"].db.dispose()

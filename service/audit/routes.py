@@ -18,6 +18,7 @@ from marshmallow import Schema, ValidationError, validate
 
 from models.errors import NotFound, RevisionAhead
 from models.facts import read_revision
+from models.history import policy_versions
 from models.queries import account_exists, accounts_page
 from policies.matrix import NOBODY, SETTINGS, settings_label, to_html_tables
 from service.audit.errors import register_error_pages, render_page
@@ -141,6 +142,7 @@ def policy_page():
         sections=sections,
         as_of=as_of,
         in_force_since=recorded[0] if recorded else None,
+        versions=policy_versions(runtime.db),
     )
 
 
