@@ -92,3 +92,33 @@ def test_authz_explain_as_of_a_revision(api, history, database_url, monkeypatch)
     assert "acc_b restricts subscription management to its payment manager" in result.output
     now = runner.invoke(main, ["check", "u_client", "view_subscription", "Account", "id=acc_b"])
     assert now.exit_code == 0
+
+
+def test_a_past_policy_this_version_refuses_is_not_evaluated_some_other_way(api, app, database_url):
+    """A policy recorded in the log that the compiler now refuses: as_of answers 409, never a guess or a 500."""
+    from sqlalchemy import text as sql
+
+    from models.changelog import canonical_json
+
+    api.create_account(B, "u_client")
+    unsound = "allow(user, \"read\", account) if user.email = \"x\";"  # reads an attribute nobody stores
+    db = app.extensions["authz"].db
+    with db.engine.begin() as connection:
+        revision = connection.execute(sql("SELECT revision FROM revision_counter")).scalar_one()
+        last = connection.execute(sql("SELECT hash FROM changes WHERE revision = :r"), {"r": revision}).scalar_one()
+        connection.execute(
+            sql(
+                "INSERT INTO changes (revision, at, kind, account_id, user_id, acting_user, api_key, before, after,"
+                " prev_hash, hash) VALUES (:r, '2026-01-01T00:00:00.000000Z', 'policy.load', NULL, NULL, NULL, NULL,"
+                " '{}', :after, :prev, :hash)"
+            ),
+            {"r": revision + 1, "after": canonical_json({"sha256": "0" * 64, "text": unsound}), "prev": last,
+             "hash": "f" * 64},
+        )
+        connection.execute(sql("UPDATE revision_counter SET revision = :r"), {"r": revision + 1})
+    answer = api.post(
+        "/v1/authorize",
+        {"actor": user("u_client"), "action": "read", "resource": account(B), "as_of_revision": revision + 1},
+    )
+    assert answer.status == 409 and answer.error_code == "policy_not_enforceable", answer
+    assert "cannot be enforced exactly" in answer.json["error"]["message"]

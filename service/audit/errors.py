@@ -13,7 +13,7 @@ from flask import Blueprint, g, render_template
 from werkzeug.exceptions import HTTPException
 
 from models.errors import DATABASE_ERRORS, NotFound, StorageError, Unavailable
-from service.core.errors import Forbidden, MissingScope, Refused, Unauthenticated
+from service.core.errors import Forbidden, MissingScope, Refused, Unauthenticated, Unenforceable
 
 log = logging.getLogger("authz")
 REALM = 'Basic realm="authz audit"'
@@ -24,6 +24,7 @@ PAGES: dict[type[Exception], tuple[int, str]] = {
     Forbidden: (403, "Not allowed"),
     NotFound: (404, "Not found"),
     Unavailable: (503, "The database cannot be reached"),
+    Unenforceable: (409, "This policy cannot be enforced exactly"),
 }
 
 

@@ -52,5 +52,11 @@ class BreaksInvariant(Refused):
     code = "conflict"
 
 
+class Unenforceable(Refused):
+    """The policy a past decision would need can no longer be enforced exactly (this version refuses it)."""
+
+    code = "policy_not_enforceable"
+
+
 # Every error the core answers with a code and a message: its own refusals and storage's.
 ANSWERED = (Refused, StorageError)

@@ -28,6 +28,7 @@ from policies.diff import diff
 from policies.engine import Policy, PolicyError, PolicyInForce, load_policy, policy_from_text, policy_path
 from policies.properties import load_properties, prove
 from policies.properties import report as properties_report
+from service.core.errors import Unenforceable
 from service.core.scenarios import report, run_all
 from service.core.store import Store
 
@@ -123,8 +124,18 @@ class PolicyKeeper:
             log.error("cannot compile the recorded policy %s: %s; keeping %s", recorded[1], error, self.in_force().sha256)
 
     def at(self, revision: int) -> Policy:
-        """The policy in force at `revision` (the current one if the log records none that early)."""
+        """The policy in force at `revision` (the current one if the log records none that early).
+
+        A policy recorded then that this version of the service refuses (its compiler no longer
+        carries it exactly) is not evaluated some other way: the answer is a refusal that says so.
+        """
         recorded = self.recorded(revision)
         if recorded is None:
             return self.in_force()
-        return policy_from_text(recorded[2])
+        try:
+            return policy_from_text(recorded[2])
+        except PolicyError as error:
+            raise Unenforceable(
+                f"the policy in force at revision {revision} (sha256 {recorded[1][:12]}, recorded at revision "
+                f"{recorded[0]}) cannot be enforced exactly by this version of the service: {error}"
+            ) from error

@@ -20,6 +20,7 @@ from service.core.errors import (
     MissingScope,
     Refused,
     Unauthenticated,
+    Unenforceable,
 )
 from service.core.inputs import describe_validation_error
 
@@ -39,6 +40,7 @@ STATUSES: dict[type[Exception], int] = {
     Forbidden: 403,
     NotFound: 404,
     BreaksInvariant: 409,
+    Unenforceable: 409,
     Conflict: 409,
     Unavailable: 503,
 }
