@@ -183,7 +183,7 @@ class FactCache:
             self._support[sys.intern(user_id)] = value
             return value
 
-    def api_key(self, key_id: str) -> tuple[str, str, str | None] | None:
+    def api_key(self, key_id: str) -> tuple[str, str, str | None, str] | None:
         with self.lock:
             try:
                 return self._keys[key_id]
