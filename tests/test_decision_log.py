@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import time
 from datetime import UTC, datetime, timedelta
@@ -247,3 +250,66 @@ def test_retention_forgets_whole_old_days_only(app, api):
     assert gone == 3
     assert sorted(r["actor"] for r in _decisions(api)) == ["u_0", "u_10", "u_89"]
     assert decision_log.apply_retention(now) == 0
+
+
+# -- the command-line tool and the auditor's page ---------------------------------
+
+
+def test_authz_decisions(app, seeded, database_url, monkeypatch):
+    from click.testing import CliRunner
+
+    from service.cli import main
+
+    seeded.allowed("u_reader", "view_workspace", account(A))
+    seeded.allowed("u_reader", "manage_members", account(A))
+    _log(app).flush()
+    monkeypatch.setenv("DATABASE_URL", database_url)
+
+    def run(*args: str):
+        return CliRunner().invoke(main, ["decisions", *args], catch_exceptions=False)
+
+    table = run("--actor", "u_reader")
+    assert table.exit_code == 0 and len(table.output.splitlines()) == 2
+    assert "view_workspace" in table.output and "denied" in table.output.splitlines()[1]
+    as_json = json.loads(run("--actor", "u_reader", "--allowed", "false", "--json").output)
+    assert [d["action"] for d in as_json["decisions"]] == ["manage_members"] and as_json["next_after"] is None
+    rows = list(csv.reader(io.StringIO(run("--account", A, "--csv").output)))
+    assert rows[0][:6] == ["id", "time", "request_id", "api_key", "endpoint", "actor"]
+    assert [row[6] for row in rows[1:]] == ["view_workspace", "manage_members"]
+    assert json.loads(rows[1][7]) == account(A)
+    for bad in (["--since", "someday"], ["--limit", "0"], ["--actor", "a b"], ["--json", "--csv"]):
+        assert run(*bad).exit_code == 2, bad
+
+
+def test_the_audit_page_filters_pages_and_exports(app, seeded):
+    from tests.audit_html import page, parse
+
+    for action in ("view_workspace", "manage_members", "edit_workspace"):
+        seeded.allowed("u_reader", action, account(A))
+    assert seeded.invite(A, "u_y", "reader", acting_user="u_reader").status == 403
+    _log(app).flush()
+    client = app.test_client()
+    html = parse(page(client, "/audit/decisions?actor=u_reader&allowed=false").get_data(as_text=True))
+    rows = html.find_all("tr", class_="denied")
+    assert [row.find_all("td")[3].text for row in rows] == ["manage_members", "edit_workspace", "invite"]
+    assert "refused forbidden" in rows[2].text
+    first = parse(page(client, "/audit/decisions?actor=u_reader&limit=2").get_data(as_text=True))
+    assert len(first.find_all("tr", class_="allowed") + first.find_all("tr", class_="denied")) == 2
+    (next_link,) = first.find_all("a", id="next")
+    rest = parse(page(client, next_link.attributes["href"].replace("&amp;", "&")).get_data(as_text=True))
+    assert [row.find_all("td")[3].text for row in rest.find_all("tr", class_="denied")] == ["edit_workspace", "invite"]
+    exported = client.get("/audit/decisions?actor=u_reader&format=csv", headers=_basic())
+    assert exported.status_code == 200 and exported.mimetype == "text/csv"
+    lines = list(csv.reader(io.StringIO(exported.get_data(as_text=True))))
+    assert lines[0][0] == "id" and len(lines) == 5
+    bad = client.get("/audit/decisions?since=nope", headers=_basic())
+    assert bad.status_code == 400 and "since" in bad.get_data(as_text=True)
+    assert client.get("/audit/decisions?format=pdf", headers=_basic()).status_code == 400
+    overview = page(client, "/audit/").get_data(as_text=True)
+    assert 'href="/audit/decisions"' in overview
+
+
+def _basic() -> dict:
+    from tests.audit_html import basic
+
+    return basic(TEST_KEY)

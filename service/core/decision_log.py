@@ -15,6 +15,8 @@ Settings: `AUTHZ_DECISION_LOG` = all (default) | denied (only what was refused) 
 from __future__ import annotations
 
 import atexit
+import csv
+import io
 import json
 import logging
 import os
@@ -237,6 +239,36 @@ class DecisionLog:
         )
         decisions = [_document(row) for row in rows]
         return {"decisions": decisions, "next_after": decisions[-1]["id"] if len(decisions) == limit else None}
+
+
+CSV_COLUMNS = (
+    "id", "time", "request_id", "api_key", "endpoint", "actor", "action", "resource", "account", "allowed", "code",
+    "revision", "policy",
+)
+
+
+def as_csv(decisions: list[dict[str, Any]]) -> str:
+    """Decisions as CSV with a header row; `resource` as its JSON text, `allowed` as true/false.
+
+    A cell that a spreadsheet would take for a formula (=, +, -, @) is prefixed with a quote.
+    """
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for decision in decisions:
+        writer.writerow([_cell(decision[column]) for column in CSV_COLUMNS])
+    return out.getvalue()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
 def _row(record: tuple) -> dict[str, Any]:

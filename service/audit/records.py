@@ -1,0 +1,64 @@
+"""The auditor's pages on what was decided and who holds what: `/audit/decisions` and `/audit/access-review`.
+
+Same sign-in, headers and error pages as every auditor page (`routes.py`); each page has
+a CSV export of exactly what it shows (`?format=csv`).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request, url_for
+from marshmallow import ValidationError
+
+from service.audit.errors import register_error_pages
+from service.audit.routes import _authenticate, _page, _runtime, _secure
+from service.core.decision_log import as_csv
+from service.core.decision_query import DecisionsQuery
+from service.core.errors import InvalidRequest
+from service.core.inputs import describe_validation_error
+
+records = Blueprint("audit_records", __name__, url_prefix="/audit", template_folder="templates")
+records.before_request(_authenticate)
+records.after_request(_secure)
+register_error_pages(records)
+
+FILTERS = ("actor", "account", "action", "allowed", "since", "until")
+_FORMATS = ("html", "csv")
+
+
+def _arguments() -> tuple[dict[str, str], str]:
+    """The filters as typed (empty fields count as absent), and the format asked for."""
+    values = {name: value for name, value in request.args.items() if value != ""}
+    output = values.pop("format", "html")
+    if output not in _FORMATS:
+        raise InvalidRequest("format: must be html or csv", "invalid_request")
+    return values, output
+
+
+def _csv(text: str, filename: str) -> Response:
+    return Response(
+        text, mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+    )
+
+
+@records.get("/decisions")
+def decisions():
+    """The decision log with filters, oldest first, a page at a time; `?format=csv` exports the page."""
+    typed, output = _arguments()
+    try:
+        query = DecisionsQuery().load(typed)
+    except ValidationError as error:
+        raise InvalidRequest(describe_validation_error(error), "invalid_request") from None
+    page = _runtime().decision_log.page(**query)
+    if output == "csv":
+        return _csv(as_csv(page["decisions"]), "decisions.csv")
+    kept = {name: typed[name] for name in (*FILTERS, "limit") if name in typed}
+    return _page(
+        "decisions.html",
+        active="decisions",
+        filters={name: typed.get(name, "") for name in FILTERS},
+        decisions=page["decisions"],
+        after=query["after"],
+        csv_url=url_for("audit_records.decisions", **kept, after=query["after"] or None, format="csv"),
+        first_url=url_for("audit_records.decisions", **kept) if query["after"] else None,
+        next_url=url_for("audit_records.decisions", **kept, after=page["next_after"]) if page["next_after"] else None,
+    )
