@@ -171,6 +171,7 @@ def test_every_endpoint_refuses_an_unknown_query_parameter(api, declared):
 VALID_QUERY_VALUES = {
     "acting_user": "u_1", "account": "acc_1", "after": "0", "limit": "10",
     "actor": "u_1", "action": "read", "allowed": "true", "since": "2026-12-01", "until": "2026-12-02",  # /v1/decisions
+    "user": "u_1", "format": "json",  # /v1/access-review
 }
 
 

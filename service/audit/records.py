@@ -11,8 +11,9 @@ from marshmallow import ValidationError
 
 from service.audit.errors import register_error_pages
 from service.audit.routes import _authenticate, _page, _runtime, _secure
+from service.core import access_review as review
+from service.core.audit_queries import AccessReviewQuery, DecisionsQuery
 from service.core.decision_log import as_csv
-from service.core.decision_query import DecisionsQuery
 from service.core.errors import InvalidRequest
 from service.core.inputs import describe_validation_error
 
@@ -61,4 +62,30 @@ def decisions():
         csv_url=url_for("audit_records.decisions", **kept, after=query["after"] or None, format="csv"),
         first_url=url_for("audit_records.decisions", **kept) if query["after"] else None,
         next_url=url_for("audit_records.decisions", **kept, after=page["next_after"]) if page["next_after"] else None,
+    )
+
+
+@records.get("/access-review")
+def access_review():
+    """A form (an account or a user); submitted, who holds what there, from the policy's answers; CSV too."""
+    typed, output = _arguments()
+    if not typed:
+        return _page("access_review.html", active="access-review", asked={}, review=None)
+    try:
+        query = AccessReviewQuery().load(typed)
+    except ValidationError as error:
+        raise InvalidRequest(describe_validation_error(error), "invalid_request") from None
+    runtime = _runtime()
+    if "account" in query:
+        answer = review.review_account(runtime.db, runtime.policy(), query["account"])
+        to_csv, name = review.account_csv, f"access-review-{query['account']}.csv"
+    else:
+        answer = review.review_user(runtime.db, runtime.policy(), query["user"])
+        to_csv, name = review.user_csv, f"access-review-{query['user']}.csv"
+    if output == "csv":
+        return _csv(to_csv(answer), name)
+    asked = {name: query[name] for name in ("account", "user") if name in query}
+    return _page(
+        "access_review.html", active="access-review", asked=asked, review=answer,
+        csv_url=url_for("audit_records.access_review", **asked, format="csv"),
     )

@@ -295,3 +295,39 @@ class DecisionsAnswer(Schema):
     next_after = fields.Integer(
         required=True, allow_none=True, metadata={"description": "pass as `after` for the next page; null when none"}
     )
+
+
+# -- the access review --------------------------------------------------------
+
+_ACTIONS_DESCRIPTION = (
+    "by resource type: action names; for PaymentMethod and Membership, {action, condition} objects "
+    '(e.g. "own payment methods only")'
+)
+
+
+class AccessReviewSubject(Schema):
+    user = fields.String(required=True)
+    role = fields.String(required=True, allow_none=True, metadata={"description": "null: a support agent, not a member"})
+    support_agent = fields.Boolean(required=True)
+    actions = fields.Dict(required=True, metadata={"description": _ACTIONS_DESCRIPTION})
+
+
+class AccessReviewAccount(Schema):
+    account = fields.String(required=True)
+    role = fields.String(required=True)
+    actions = fields.Dict(required=True, metadata={"description": _ACTIONS_DESCRIPTION})
+
+
+class AccessReviewAnswer(Schema):
+    """?account=: account and subjects; ?user=: user, support_agent, accounts (and on_every_account for support)."""
+
+    also_text_csv = True  # with `format=csv`
+
+    account = fields.String()
+    user = fields.String()
+    revision = fields.Integer(required=True)
+    policy = fields.String(required=True)
+    subjects = fields.List(fields.Nested(AccessReviewSubject))
+    support_agent = fields.Boolean()
+    accounts = fields.List(fields.Nested(AccessReviewAccount))
+    on_every_account = fields.Dict(metadata={"description": "a support agent's holdings on any account"})

@@ -1,7 +1,8 @@
-"""The filters of a decision-log query, as every edge takes them: the JSON API, the auditor's page, the CLI.
+"""The auditor's questions, as every edge takes them (the JSON API, the auditor's pages, the CLI).
 
-All arrive as text (a query string, a form, options) and load the same way, so a
-filter refused in one place is refused in all, naming the field.
+The decision log's filters and the access review's subject arrive as text (a query
+string, a form, options) and load the same way, so a value refused in one place is
+refused in all, naming the field.
 """
 
 from __future__ import annotations
@@ -60,3 +61,16 @@ class DecisionsQuery(Schema):
     def _since_before_until(self, data: dict, **kwargs: Any) -> None:
         if "since" in data and "until" in data and data["since"] >= data["until"]:
             raise ValidationError("must be later than since", "until")
+
+
+class AccessReviewQuery(Schema):
+    """`?account=` or `?user=` (exactly one), and `format=json` (default) or `csv`."""
+
+    account = Id(metadata={"description": "everyone who holds anything on this account, and what"})
+    user = Id(metadata={"description": "every account this user is a member of, with the role and what it grants"})
+    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
+
+    @validates_schema
+    def _one_subject(self, data: dict, **kwargs: Any) -> None:
+        if ("account" in data) == ("user" in data):
+            raise ValidationError("give either account or user", "account")
