@@ -313,3 +313,13 @@ def _basic() -> dict:
     from tests.audit_html import basic
 
     return basic(TEST_KEY)
+
+
+@pytest.mark.parametrize(
+    "path", ["/audit/decisions?surprise=1", "/audit/decisions?actor=u_1&actor=u_2", "/audit/access-review?colour=red",
+             "/audit/access-review?account=acc_1&account=acc_2", "/audit/decisions?limit=%2B5"],
+)
+def test_the_pages_read_query_strings_strictly(app, path):
+    from tests.audit_html import page
+
+    page(app.test_client(), path, 400)

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, request, url_for
 from marshmallow import ValidationError
 
 from service.audit.errors import register_error_pages
-from service.audit.routes import _authenticate, _page, _runtime, _secure
+from service.audit.routes import _authenticate, _page, _runtime, _secure, refuse_unknown_or_repeated
 from service.core import access_review as review
 from service.core.audit_queries import AccessReviewQuery, DecisionsQuery
 from service.core.decision_log import as_csv
@@ -26,8 +26,9 @@ FILTERS = ("actor", "account", "action", "allowed", "since", "until")
 _FORMATS = ("html", "csv")
 
 
-def _arguments() -> tuple[dict[str, str], str]:
-    """The filters as typed (empty fields count as absent), and the format asked for."""
+def _arguments(names: tuple[str, ...]) -> tuple[dict[str, str], str]:
+    """The filters as typed (empty fields count as absent), and the format asked for; unknown or repeated: 400."""
+    refuse_unknown_or_repeated(request.args, {*names, "format"})
     values = {name: value for name, value in request.args.items() if value != ""}
     output = values.pop("format", "html")
     if output not in _FORMATS:
@@ -44,7 +45,7 @@ def _csv(text: str, filename: str) -> Response:
 @records.get("/decisions")
 def decisions():
     """The decision log with filters, oldest first, a page at a time; `?format=csv` exports the page."""
-    typed, output = _arguments()
+    typed, output = _arguments((*FILTERS, "after", "limit"))
     try:
         query = DecisionsQuery().load(typed)
     except ValidationError as error:
@@ -68,7 +69,7 @@ def decisions():
 @records.get("/access-review")
 def access_review():
     """A form (an account or a user); submitted, who holds what there, from the policy's answers; CSV too."""
-    typed, output = _arguments()
+    typed, output = _arguments(("account", "user"))
     if not typed:
         return _page("access_review.html", active="access-review", asked={}, review=None)
     try:
