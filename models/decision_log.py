@@ -190,10 +190,10 @@ def partition_day(name: str) -> date | None:
 
 def total_size(connection: Connection) -> int:
     """PostgreSQL: bytes the decision log takes, every partition with its indexes and TOAST."""
-    return connection.execute(text(
+    return int(connection.execute(text(
         "SELECT coalesce(sum(pg_total_relation_size(i.inhrelid)), 0) FROM pg_inherits i "
         "WHERE i.inhparent = 'decisions'::regclass"
-    )).scalar_one()
+    )).scalar_one())
 
 
 def _stored(rows: list[dict[str, Any]], sqlite: bool) -> list[dict[str, Any]]:
