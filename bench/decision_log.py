@@ -56,12 +56,12 @@ def say(message: str) -> None:
 
 @contextmanager
 def floor_server(directory: Path):
-    """SPEC's floor: `bench/floor_app.py` on gunicorn, 2 sync workers."""
+    """SPEC's floor: `bench/floor_flask.py` on gunicorn, 2 sync workers."""
     port = free_port()
     log = (directory / "floor.log").open("wb")
     process = subprocess.Popen(
         [str(Path(sys.executable).with_name("gunicorn")), "-w", "2", "-k", "sync", "-b", f"127.0.0.1:{port}",
-         "bench.floor_app:app"],
+         "bench.floor_flask:app"],
         cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
@@ -246,7 +246,7 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="authz-bench-dlog-") as directory:
         work = Path(directory)
         if "http" in parts:
-            for backend in ("sqlite", "postgresql"):
+            for backend in os.environ.get("BENCH_BACKENDS", "sqlite,postgresql").split(","):
                 backend_work = work / backend
                 backend_work.mkdir()
                 results[f"http {backend}"] = http_part(backend_work, backend)

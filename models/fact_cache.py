@@ -55,7 +55,7 @@ class FactCache:
         self._settings: dict[str, tuple[bool, bool] | None] = {}
         self._roles: dict[tuple[str, str], str | None] = {}
         self._support: dict[str, bool] = {}
-        self._keys: dict[str, tuple[str, str, str | None] | None] = {}
+        self._keys: dict[str, tuple[str, str, str | None, str] | None] = {}
         self._connection: Connection | None = None
         self._pid = 0
 

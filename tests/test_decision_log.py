@@ -239,11 +239,10 @@ def test_retention_forgets_whole_old_days_only(app, api):
     now = datetime.now(UTC)
     rows = []
     for days_ago in (200, 95, 91, 89, 10, 0):
-        rows.append({
-            "time": now - timedelta(days=days_ago), "request_id": f"r{days_ago}", "api_key": "k", "endpoint": "/x",
-            "actor": f"u_{days_ago}", "action": "read", "resource": '{"type":"Account","id":"acc_1"}',
-            "account": A, "allowed": True, "code": None, "revision": 1, "policy": "p",
-        })
+        rows.append((
+            now - timedelta(days=days_ago), f"r{days_ago}", "k", "/x", f"u_{days_ago}", "read",
+            '{"type":"Account","id":"acc_1"}', A, True, None, 1, "p",
+        ))
     decision_log.storage.insert(rows)
     assert decision_log.storage.count() == 6
     gone = decision_log.apply_retention(now)

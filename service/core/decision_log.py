@@ -271,22 +271,14 @@ def _cell(value: Any) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
-def _row(record: tuple) -> dict[str, Any]:
+def _row(record: tuple) -> tuple:
+    """A buffered record as a row of the table, in `models.decision_log.COLUMNS` order."""
     moment, asker, actor, action, resource, allowed, code, revision, policy = record
-    return {
-        "time": datetime.fromtimestamp(moment, UTC),
-        "request_id": asker.request_id,
-        "api_key": asker.api_key,
-        "endpoint": asker.endpoint,
-        "actor": actor,
-        "action": action,
-        "resource": json.dumps(resource, ensure_ascii=False, separators=(",", ":")),
-        "account": _account(resource),
-        "allowed": allowed,
-        "code": code,
-        "revision": revision,
-        "policy": policy,
-    }
+    return (
+        datetime.fromtimestamp(moment, UTC), asker.request_id, asker.api_key, asker.endpoint, actor, action,
+        json.dumps(resource, ensure_ascii=False, separators=(",", ":")), _account(resource), allowed, code, revision,
+        policy,
+    )
 
 
 def _account(resource: dict) -> str | None:
