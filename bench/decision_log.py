@@ -220,6 +220,9 @@ def postgres_part() -> dict:
         with db.engine.connect() as connection:
             size = int(total_size(connection))
         with psycopg.connect(libpq) as connection:
+            heap, indexes = connection.execute(
+                "SELECT sum(pg_table_size(inhrelid)), sum(pg_indexes_size(inhrelid)) FROM pg_inherits "
+                "WHERE inhparent = 'decisions'::regclass").fetchone()
             plan = "\n".join(row[0] for row in connection.execute(
                 "EXPLAIN ANALYZE SELECT * FROM decisions WHERE actor = %s AND id > 0 ORDER BY id LIMIT 100", (actor,)))
         db.dispose()
@@ -233,6 +236,8 @@ def postgres_part() -> dict:
             "next_page_ms": next_page_ms,
             "bytes_total": size,
             "bytes_per_row": size / ROWS,
+            "table_bytes_per_row": int(heap) / ROWS,
+            "index_bytes_per_row": int(indexes) / ROWS,
             "month_at_1000_per_second_gb": size / ROWS * month_rows / 1e9,
             "plan": plan,
         }

@@ -256,11 +256,12 @@ def as_csv(decisions: list[dict[str, Any]]) -> str:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for decision in decisions:
-        writer.writerow([_cell(decision[column]) for column in CSV_COLUMNS])
+        writer.writerow([csv_cell(decision[column]) for column in CSV_COLUMNS])
     return out.getvalue()
 
 
-def _cell(value: Any) -> str:
+def csv_cell(value: Any) -> str:
+    """A value as a CSV cell a spreadsheet shows as text: ids may start with = + - @, formulas may not run."""
     if value is None:
         return ""
     if isinstance(value, bool):
