@@ -323,3 +323,29 @@ def test_the_pages_read_query_strings_strictly(app, path):
     from tests.audit_html import page
 
     page(app.test_client(), path, 400)
+
+
+def test_decisions_never_wait_on_the_writer(app, api):
+    """The writer is stuck inside a batch (a database that hangs): decisions keep answering, their records wait."""
+    import threading
+
+    decision_log = _log(app)
+    entered, release = threading.Event(), threading.Event()
+    insert = decision_log.storage.insert
+
+    def stuck_insert(rows):
+        entered.set()
+        release.wait(60)
+        insert(rows)
+
+    decision_log.storage.insert = stuck_insert
+    try:
+        assert not api.allowed("u_first", "read", account(A))
+        assert entered.wait(5), "the writer did not start"
+        for index in range(20):
+            assert not api.allowed(f"u_{index}", "read", account(A))
+        assert not release.is_set() and len(decision_log._buffer) == 20  # noqa: SLF001 - answered, still buffered
+    finally:
+        release.set()
+    decision_log.flush()
+    assert len(_decisions(api, "?limit=1000")) == 21

@@ -97,6 +97,7 @@ class DecisionLog:
         self.flush_interval = flush_interval
         self._buffer: deque[tuple] = deque()
         self._writing = threading.Lock()  # the writer thread, `flush` and `close` write one at a time
+        self._starting = threading.Lock()  # never `_writing`: a request must not wait on a batch being written
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._thread_pid = 0
@@ -160,9 +161,11 @@ class DecisionLog:
             self._start_writer()
 
     def _start_writer(self) -> None:
-        with self._writing:
+        with self._starting:
             if self._thread_pid == os.getpid() or self._closed:
                 return
+            if self._thread_pid:  # a forked child: the parent's writer and its lock stay the parent's
+                self._writing = threading.Lock()
             self._thread_pid = os.getpid()
             self._stopping = threading.Event()
             self._thread = threading.Thread(target=self._run, name="authz-decision-log", daemon=True)
