@@ -32,7 +32,6 @@ from prometheus_client import Counter
 
 from models.database import Database
 from models.decision_log import DecisionStorage
-from policies.world import account_of
 
 LEVELS = ("all", "denied", "off")
 DEFAULT_RETENTION_DAYS = 90
@@ -188,7 +187,7 @@ class DecisionLog:
             while self._buffer:
                 batch = [self._buffer.popleft() for _ in range(min(MAX_BATCH, len(self._buffer)))]
                 try:
-                    self.storage.insert([_row(record) for record in batch])
+                    self.storage.insert(_rows(batch))
                 except Exception as error:  # noqa: BLE001 - a failed batch is counted, never raised into a request
                     _WRITE_FAILED.inc(len(batch))
                     self._log_failure("could not write %d decisions: %s", len(batch), error)
@@ -275,23 +274,29 @@ def csv_cell(value: Any) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
-def _row(record: tuple) -> tuple:
-    """A buffered record as a row of the table, in `models.decision_log.COLUMNS` order."""
-    moment, asker, actor, action, resource, allowed, code, revision, policy = record
-    return (
-        datetime.fromtimestamp(moment, UTC), asker.request_id, asker.api_key, asker.endpoint, actor, action,
-        json.dumps(resource, ensure_ascii=False, separators=(",", ":")), _account(resource), allowed, code, revision,
-        policy,
-    )
+_to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # built once: json.dumps with
+# arguments builds an encoder per call, a third of the writer's time per row
+
+
+def _rows(records: list[tuple]) -> list[tuple]:
+    """Buffered records as rows of the table, in `models.decision_log.COLUMNS` order (the writer's work)."""
+    rows = []
+    last_moment, last_time = None, None
+    for moment, asker, actor, action, resource, allowed, code, revision, policy in records:
+        if moment != last_moment:  # a batch's checks share theirs
+            last_moment, last_time = moment, datetime.fromtimestamp(moment, UTC)
+        rows.append((
+            last_time, asker.request_id, asker.api_key, asker.endpoint, actor, action, _to_json(resource),
+            _account(resource), allowed, code, revision, policy,
+        ))
+    return rows
 
 
 def _account(resource: dict) -> str | None:
-    """The account a resource belongs to (an Account's own id), or None when it names none."""
-    try:
-        attributes = {name: value for name, value in resource.items() if name != "type"}
-        return account_of(resource["type"], attributes)
-    except (KeyError, TypeError, ValueError):
-        return resource.get("account") if isinstance(resource.get("account"), str) else None
+    """The account a resource belongs to (an Account's own id), or None when it names none (`/v1/list`)."""
+    if resource.get("type") == "Account":
+        return resource.get("id")
+    return resource.get("account")
 
 
 def _document(row: dict[str, Any]) -> dict[str, Any]:
