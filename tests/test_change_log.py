@@ -34,8 +34,10 @@ def verification(api) -> dict:
 def test_an_intact_log_verifies(logged):
     _db, api = logged
     latest = api.revision()
+    head = api.get(f"/v1/changes?after={latest - 1}").json["changes"][0]["hash"]
     assert verification(api) == {
         "ok": True, "entries": latest, "revision": latest, "first_bad_revision": None, "problem": None, "drift": [],
+        "drift_count": 0, "head": {"revision": latest, "sha256": head},
     }
 
 

@@ -226,6 +226,11 @@ class ChangesAnswer(Schema):
     revision = fields.Integer(required=True)
 
 
+class HeadAnswer(Schema):
+    revision = fields.Integer(required=True)
+    sha256 = fields.String(required=True)
+
+
 class VerificationAnswer(Schema):
     ok = fields.Boolean(required=True)
     entries = fields.Integer(required=True)
@@ -235,6 +240,10 @@ class VerificationAnswer(Schema):
     drift = fields.List(
         fields.String(), required=True, metadata={"description": "where the fact tables differ from the log"}
     )
+    drift_count = fields.Integer(
+        required=True, metadata={"description": "how many differences were found (`drift` shows the first ones)"}
+    )
+    head = fields.Nested(HeadAnswer, required=True, metadata={"description": "the latest entry checked"})
 
 
 # -- operations -------------------------------------------------------------

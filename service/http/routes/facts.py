@@ -160,4 +160,6 @@ def verify_changes() -> dict:
         "first_bad_revision": result.first_bad_revision,
         "problem": result.problem,
         "drift": list(result.drift),
+        "drift_count": result.drift_count,
+        "head": {"revision": result.head.revision, "sha256": result.head.sha256},
     }
