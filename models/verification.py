@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
-from models.changelog import GENESIS_HASH, HASHED_FIELDS, entry_hash
+from models.changelog import GENESIS_HASH, row_hash
 from models.database import Database
 from models.drift import STREAM_BATCH, facts_drift
 
@@ -165,7 +165,7 @@ def verify_chain(connection: Connection, start: Head = Head(0, GENESIS_HASH), li
                 f"revision {revision} does not follow revision {revision - 1}: an entry was replaced or the log reordered",
                 checked_from=start.revision,
             )
-        if entry_hash(dict(zip(HASHED_FIELDS, row[:10], strict=True))) != row[10]:
+        if row_hash(row) != row[10]:
             rows.close()
             return Verification(
                 False, count, revision, revision,

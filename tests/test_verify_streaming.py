@@ -153,3 +153,15 @@ def _rewrite_from(db, revision: int, after: str) -> None:
             entry.prev_hash = prev_hash
             entry.hash = changelog.entry_hash(changelog.entry_fields(entry))
             prev_hash = entry.hash
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        (1, "2026-01-01T00:00:00.000000Z", "account.create", "acc_1", "u_1", None, "k", "{}", '{"name":"Café «x»"}', "0" * 64),
+        (2**62, "t", "member.remove", None, None, "u_é\u2028", None, '{"role":"admin"}', '{"role":null}', "f" * 64),
+        (7, "t", 'quote"back\\slash', "a\x01b", "\U0001f600", "x", "y", "[]", "\"\"", "a" * 64),
+    ],
+)
+def test_the_fast_row_hash_is_the_entry_hash(row):
+    assert changelog.row_hash((*row, None)) == changelog.entry_hash(dict(zip(changelog.HASHED_FIELDS, row, strict=True)))

@@ -1,4 +1,4 @@
-"""The core of one process, built once: database, policy in force, fact cache, write path, authorizer, keys."""
+"""The core of one process, built once: database, policy in force, fact cache, write path, authorizer, keys, records."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from policies.engine import PolicyInForce, load_policy, policy_path
 from service.core.api_keys import KeyRing
 from service.core.authorizer import Authorizer
 from service.core.policy_keeper import PolicyKeeper
+from service.core.records import Records
 from service.core.store import Store
 
 
@@ -26,6 +27,7 @@ class Runtime:
     authorizer: Authorizer
     keys: KeyRing
     keeper: PolicyKeeper
+    records: Records
 
     @classmethod
     def build(cls, config: dict[str, Any] | None = None) -> Runtime:
@@ -42,7 +44,13 @@ class Runtime:
         path = config.get("AUTHZ_POLICY") or os.environ.get("AUTHZ_POLICY") or policy_path()
         policy = PolicyInForce(load_policy(path))
         cache = FactCache(db)
-        store = Store(db, policy, on_commit=cache.note_written)
+        records = Records(db, config.get("AUTHZ_CHECKPOINT_KEY", os.environ.get("AUTHZ_CHECKPOINT_KEY")))
+
+        def on_commit(revision: int) -> None:
+            cache.note_written(revision)
+            records.note_written(revision)
+
+        store = Store(db, policy, on_commit=on_commit)
         keeper = PolicyKeeper(db, store, policy, path)
         cache.on_policy_change = keeper.follow
         if config.get("ADOPT_POLICY_FILE", True):
@@ -58,6 +66,7 @@ class Runtime:
             authorizer=Authorizer(db, cache, policy, keeper),
             keys=KeyRing(cache, preshared),
             keeper=keeper,
+            records=records,
         )
 
     def after_fork(self) -> None:

@@ -30,7 +30,6 @@ from models.errors import Conflict, NotFound
 from models.history import POLICY_KIND
 from models.tables import AccountRow, MembershipRow
 from models.transactions import Transaction, read_transaction, write_transaction
-from models.verification import Head, Verification, read_head, verify_log
 from policies.engine import Policy
 from service.core import invariants
 from service.core.documents import SETTINGS, account_document, settings_document
@@ -218,14 +217,6 @@ class Store:
     def changes(self, *, account: str | None = None, after: int = 0, limit: int) -> tuple[list[dict], int]:
         """Entries after revision `after`, oldest first, at most `limit`; and the latest revision."""
         return entries(self.db, account=account, after=after, limit=limit)
-
-    def verify_changes(self, *, expect: Head | None = None) -> Verification:
-        """The whole chain, then the fact tables against it (streamed); with `expect`, that entry's hash too."""
-        return verify_log(self.db, expect=expect)
-
-    def head(self) -> Head:
-        """The latest entry's revision and hash."""
-        return read_head(self.db)
 
     # -- steps every change shares -------------------------------------------
 

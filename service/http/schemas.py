@@ -243,7 +243,15 @@ class VerificationAnswer(Schema):
     drift_count = fields.Integer(
         required=True, metadata={"description": "how many differences were found (`drift` shows the first ones)"}
     )
-    head = fields.Nested(HeadAnswer, required=True, metadata={"description": "the latest entry checked"})
+    head = fields.Nested(HeadAnswer, required=True, metadata={"description": "the latest entry of the log"})
+    unchecked = fields.Integer(
+        required=True, metadata={"description": "entries past `revision` not verified yet (a long tail: ask again)"}
+    )
+    compared_at = fields.String(
+        required=True, allow_none=True,
+        metadata={"description": "when the fact tables were last compared with the log (`authz changes verify`)"},
+    )
+    compared_revision = fields.Integer(required=True, allow_none=True)
 
 
 # -- operations -------------------------------------------------------------
