@@ -13,6 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from hashlib import sha256
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
@@ -59,27 +60,22 @@ def row_hash(row: tuple) -> str:
     """`entry_hash` of a stored row (its hashed fields in HASHED_FIELDS order), without building a dict.
 
     Verification hashes millions of rows: this writes the same canonical JSON directly
-    (a test keeps the two equal).
+    (a test keeps the two equal). Every field is a string or None, but `revision`.
     """
-    account, acting_user, after, api_key, at, before, kind, prev_hash, revision, user = (
-        row[3], row[5], row[8], row[6], row[1], row[7], row[2], row[9], row[0], row[4]
-    )
-    text = (
-        '{"account":' + _json_value(account) + ',"acting_user":' + _json_value(acting_user)
-        + ',"after":' + _json_value(after) + ',"api_key":' + _json_value(api_key)
-        + ',"at":' + _json_value(at) + ',"before":' + _json_value(before) + ',"kind":' + _json_value(kind)
-        + ',"prev_hash":' + _json_value(prev_hash) + ',"revision":' + _json_value(revision)
-        + ',"user":' + _json_value(user) + "}"
-    )
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _json_value(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        return _encode_string(value)
-    return canonical_json(value)
+    revision, at, kind, account, user, acting_user, api_key, before, after, prev_hash = row[:10]
+    text = "".join((
+        '{"account":', "null" if account is None else _encode_string(account),
+        ',"acting_user":', "null" if acting_user is None else _encode_string(acting_user),
+        ',"after":', "null" if after is None else _encode_string(after),
+        ',"api_key":', "null" if api_key is None else _encode_string(api_key),
+        ',"at":', "null" if at is None else _encode_string(at),
+        ',"before":', "null" if before is None else _encode_string(before),
+        ',"kind":', "null" if kind is None else _encode_string(kind),
+        ',"prev_hash":', "null" if prev_hash is None else _encode_string(prev_hash),
+        ',"revision":', str(int(revision)),
+        ',"user":', "null" if user is None else _encode_string(user), "}",
+    ))
+    return sha256(text.encode()).hexdigest()
 
 
 def now() -> str:

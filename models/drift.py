@@ -12,6 +12,7 @@ Every difference is counted; only the first `limit` are described.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -64,12 +65,34 @@ def _byte_order(connection: Connection) -> str:
     collation = connection.exec_driver_sql(
         "SELECT datcollate FROM pg_database WHERE datname = current_database()"
     ).scalar_one()
-    return "" if collation in ("C", "POSIX") else ' COLLATE "C"'
+    # C.UTF-8 (glibc, PostgreSQL's builtin provider) also sorts by code point.
+    return "" if collation in ("C", "POSIX", "C.UTF-8", "C.utf8") else ' COLLATE "C"'
 
 
-def _stream(connection: Connection, statement: str) -> Iterator[Any]:
-    result = connection.execution_options(stream_results=True, yield_per=STREAM_BATCH).execute(text(statement))
-    yield from result
+_cursor_names = itertools.count()
+
+
+def stream_rows(connection: Connection, statement: str) -> Iterator[tuple]:
+    """The rows of `statement` (no parameters) as plain tuples, fetched in batches from the driver's own cursor.
+
+    PostgreSQL: a named (server-side) cursor, inside the connection's transaction.
+    SQLite: its cursor steps through the result as it is read. No SQLAlchemy row is built.
+    """
+    connection.exec_driver_sql("SELECT 1")  # the transaction (and its snapshot) has begun
+    driver = connection.connection.driver_connection
+    if connection.dialect.name == "postgresql":
+        cursor = driver.cursor(name=f"authz_stream_{next(_cursor_names)}")
+    else:
+        cursor = driver.cursor()
+    try:
+        cursor.execute(statement)
+        while rows := cursor.fetchmany(STREAM_BATCH):
+            yield from rows
+    finally:
+        cursor.close()
+
+
+_stream = stream_rows
 
 
 # -- accounts and their members ------------------------------------------------

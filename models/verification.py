@@ -20,7 +20,7 @@ from sqlalchemy import Connection, text
 
 from models.changelog import GENESIS_HASH, row_hash
 from models.database import Database
-from models.drift import STREAM_BATCH, facts_drift
+from models.drift import facts_drift, stream_rows
 
 DRIFT_SHOWN = 20
 
@@ -142,12 +142,10 @@ def verify_chain(connection: Connection, start: Head = Head(0, GENESIS_HASH), li
     expected_revision = start.revision + 1
     prev_hash = start.sha256
     count = 0
-    statement = f"SELECT {_COLUMNS} FROM changes WHERE revision > :after ORDER BY revision"
+    statement = f"SELECT {_COLUMNS} FROM changes WHERE revision > {int(start.revision)} ORDER BY revision"
     if limit is not None:
         statement += f" LIMIT {int(limit)}"
-    rows = connection.execution_options(stream_results=True, yield_per=STREAM_BATCH).execute(
-        text(statement), {"after": start.revision}
-    )
+    rows = stream_rows(connection, statement)
     for row in rows:
         count += 1
         revision = row[0]
