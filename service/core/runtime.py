@@ -1,4 +1,4 @@
-"""The core of one process, built once: database, policy in force, fact cache, write path, authorizer, keys."""
+"""The core of one process, built once: database, policy in force, fact cache, write path, authorizer, keys, records."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from service.core.api_keys import KeyRing
 from service.core.authorizer import Authorizer
 from service.core.decision_log import DecisionLog, settings_from
 from service.core.policy_keeper import PolicyKeeper
+from service.core.records import Records
 from service.core.store import Store
 
 
@@ -28,6 +29,7 @@ class Runtime:
     keys: KeyRing
     keeper: PolicyKeeper
     decision_log: DecisionLog
+    records: Records
 
     @classmethod
     def build(cls, config: dict[str, Any] | None = None) -> Runtime:
@@ -45,7 +47,13 @@ class Runtime:
         path = config.get("AUTHZ_POLICY") or os.environ.get("AUTHZ_POLICY") or policy_path()
         policy = PolicyInForce(load_policy(path))
         cache = FactCache(db)
-        store = Store(db, policy, on_commit=cache.note_written)
+        records = Records(db, config.get("AUTHZ_CHECKPOINT_KEY", os.environ.get("AUTHZ_CHECKPOINT_KEY")))
+
+        def on_commit(revision: int) -> None:
+            cache.note_written(revision)
+            records.note_written(revision)
+
+        store = Store(db, policy, on_commit=on_commit)
         keeper = PolicyKeeper(db, store, policy, path)
         cache.on_policy_change = keeper.follow
         if config.get("ADOPT_POLICY_FILE", True):
@@ -62,6 +70,7 @@ class Runtime:
             keys=KeyRing(cache, preshared),
             keeper=keeper,
             decision_log=DecisionLog(db, level=level, retention_days=retention_days),
+            records=records,
         )
 
     def close(self) -> None:

@@ -23,6 +23,7 @@ STATUS_TEXT = {
     404: "No such account, member or support agent",
     409: "The change would break an invariant; nothing was changed",
     413: "The body is too large",
+    415: "The body is not sent as Content-Type: application/json",
     503: "The database cannot be reached; nothing was decided or written",
 }
 

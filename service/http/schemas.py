@@ -226,6 +226,11 @@ class ChangesAnswer(Schema):
     revision = fields.Integer(required=True)
 
 
+class HeadAnswer(Schema):
+    revision = fields.Integer(required=True)
+    sha256 = fields.String(required=True)
+
+
 class VerificationAnswer(Schema):
     ok = fields.Boolean(required=True)
     entries = fields.Integer(required=True)
@@ -235,6 +240,18 @@ class VerificationAnswer(Schema):
     drift = fields.List(
         fields.String(), required=True, metadata={"description": "where the fact tables differ from the log"}
     )
+    drift_count = fields.Integer(
+        required=True, metadata={"description": "how many differences were found (`drift` shows the first ones)"}
+    )
+    head = fields.Nested(HeadAnswer, required=True, metadata={"description": "the latest entry of the log"})
+    unchecked = fields.Integer(
+        required=True, metadata={"description": "entries past `revision` not verified yet (a long tail: ask again)"}
+    )
+    compared_at = fields.String(
+        required=True, allow_none=True,
+        metadata={"description": "when the fact tables were last compared with the log (`authz changes verify`)"},
+    )
+    compared_revision = fields.Integer(required=True, allow_none=True)
 
 
 # -- operations -------------------------------------------------------------
