@@ -349,3 +349,10 @@ def test_decisions_never_wait_on_the_writer(app, api):
         release.set()
     decision_log.flush()
     assert len(_decisions(api, "?limit=1000")) == 21
+
+
+def test_a_refused_write_names_the_latest_revision(app, seeded):
+    removed = seeded.delete(f"/v1/accounts/{A}/members/u_admin?acting_user=u_reader")
+    assert removed.status == 403
+    (record,) = _flushed(app, seeded, "?allowed=false&action=remove")
+    assert record["revision"] == seeded.revision()
