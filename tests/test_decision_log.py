@@ -356,3 +356,28 @@ def test_a_refused_write_names_the_latest_revision(app, seeded):
     assert removed.status == 403
     (record,) = _flushed(app, seeded, "?allowed=false&action=remove")
     assert record["revision"] == seeded.revision()
+
+
+def test_a_batch_the_database_refuses_is_dropped_and_counted(app, api):
+    from sqlalchemy.exc import OperationalError
+
+    decision_log = _log(app)
+    decision_log._stopping.set()  # noqa: SLF001 - this test writes itself
+    if decision_log._thread is not None:  # noqa: SLF001
+        decision_log._thread.join()  # noqa: SLF001
+    decision_log._thread_pid = os.getpid()  # noqa: SLF001
+    failed_before = _metric(api, 'authz_decision_log_dropped_total{reason="write_failed"}')
+
+    def refuse(rows):
+        raise OperationalError("INSERT", {}, Exception("the database went away"))
+
+    decision_log.storage.insert, insert = refuse, decision_log.storage.insert
+    for index in range(3):
+        decision_log.decision(Asker("r", "k", "/v1/authorize"), f"u_{index}", "read", account(A), True,
+                              revision=1, policy="p")
+    assert decision_log.flush() == 0 and not decision_log._buffer  # noqa: SLF001 - dropped, never retried forever
+    assert _metric(api, 'authz_decision_log_dropped_total{reason="write_failed"}') - failed_before == 3
+    decision_log.storage.insert = insert
+    decision_log.decision(Asker("r", "k", "/v1/authorize"), "u_after", "read", account(A), True, revision=1, policy="p")
+    assert decision_log.flush() == 1
+    assert [r["actor"] for r in _decisions(api)] == ["u_after"]
