@@ -30,7 +30,7 @@ from models.changelog import GENESIS_HASH, Who, canonical_json, entry_hash, now
 from models.database import Database
 from models.errors import Conflict
 from models.history import IMPORT_KIND
-from models.tables import AccountRow, ChangeRow, MembershipRow, RevisionCounterRow, SupportAgentRow
+from models.tables import STORED_ROLES, AccountRow, ChangeRow, MembershipRow, RevisionCounterRow, SupportAgentRow
 
 SPILL_BATCH = 10_000
 
@@ -49,6 +49,10 @@ _MEMBERS = select(MembershipRow.account_id, MembershipRow.user_id, MembershipRow
     MembershipRow.account_id.in_(bindparam("ids", expanding=True))
 )
 _SUPPORT = select(SupportAgentRow.user_id).where(SupportAgentRow.user_id.in_(bindparam("ids", expanding=True)))
+# The before and after of the entries that repeat, as canonical JSON, built once.
+_NOTHING, _NO_ROLE = canonical_json({}), canonical_json({"role": None})
+_ROLE = {role: canonical_json({"role": role}) for role in STORED_ROLES}
+_NOT_SUPPORT, _SUPPORT_AGENT = canonical_json({"support_agent": False}), canonical_json({"support_agent": True})
 _ACCOUNT_COLUMNS = ("id", "name", "restrict_subscription_to_payment_manager", "auto_add_subscription_invoices_to_purchases")
 _CHANGE_COLUMNS = (
     "revision", "at", "kind", "account_id", "user_id", "acting_user", "api_key", "before", "after", "prev_hash", "hash",
@@ -216,22 +220,22 @@ def _entries(chunk: ChunkWrite, who: Who) -> list[dict[str, Any]]:
     at = now()
     entries = []
 
-    def entry(account: str | None, user: str | None, before: dict, after: dict) -> None:
+    def entry(account: str | None, user: str | None, before: str, after: str) -> None:
         entries.append({
             "at": at, "kind": IMPORT_KIND, "account": account, "user": user, "acting_user": who.acting_user,
-            "api_key": who.api_key, "before": canonical_json(before), "after": canonical_json(after),
+            "api_key": who.api_key, "before": before, "after": after,
         })
 
     for account in chunk.accounts:
-        entry(account.id, None, {}, {
+        entry(account.id, None, _NOTHING, canonical_json({
             "name": account.name,
             "restrict_subscription_to_payment_manager": account.restricted,
             "auto_add_subscription_invoices_to_purchases": account.auto_add,
-        })
+        }))
         for user, role in sorted(account.roles.items()):
-            entry(account.id, user, {"role": None}, {"role": role})
+            entry(account.id, user, _NO_ROLE, _ROLE[role])
     for user in chunk.support_agents:
-        entry(None, user, {"support_agent": False}, {"support_agent": True})
+        entry(None, user, _NOT_SUPPORT, _SUPPORT_AGENT)
     return entries
 
 

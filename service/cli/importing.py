@@ -12,7 +12,11 @@ from service.cli.common import fail
 @click.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--by", default="import", show_default=True, help="who the change log names for every imported fact")
-def import_file(file: str, by: str) -> None:
+@click.option(
+    "--chunk-accounts", default=5_000, show_default=True, type=click.IntRange(1, 100_000),
+    help="accounts written per transaction (memory grows with it, not with the file)",
+)
+def import_file(file: str, by: str, chunk_accounts: int) -> None:
     """Import NDJSON facts (FILE, or - for standard input): each account whole or not at all.
 
     Exit 0 when everything was imported (or already was, identical), 1 when something was
@@ -33,7 +37,10 @@ def import_file(file: str, by: str) -> None:
     db = Database()
     try:
         db.migrate()
-        report = import_facts(db, stream, by=by, on_rejection=lambda rejection: click.echo(str(rejection), err=True))
+        report = import_facts(
+            db, stream, by=by, chunk_accounts=chunk_accounts,
+            on_rejection=lambda rejection: click.echo(str(rejection), err=True),
+        )
     except NothingReadable as error:
         fail(str(error))
     except (OSError, StorageError) as error:

@@ -25,7 +25,7 @@ from policies.world import ROLES
 from service.core import invariants
 from service.core.inputs import ID_RULE, NAME_RULE, is_id, is_name
 
-CHUNK_ACCOUNTS = 1_000
+CHUNK_ACCOUNTS = 5_000
 CHUNK_ATTEMPTS = 3  # a chunk that met a concurrent change to the same ids is tried again
 ACCOUNT_FIELDS = {
     "type", "id", "name", "admin",
@@ -195,9 +195,13 @@ def _key(raw: bytes) -> tuple[str, str, str | None]:
     """Which account (or support agent) the line belongs to, and its text; or why it belongs to none."""
     try:
         text = raw.decode()
-        value = _parse(text)
+        value = json.loads(text)  # duplicate fields are looked for on the second read (`_parse`)
+        if not isinstance(value, dict):
+            raise ValueError("not a JSON object")
     except UnicodeDecodeError:
         return "", "", "bad JSON line: not UTF-8"
+    except json.JSONDecodeError as error:
+        return "", "", f"bad JSON line: not JSON ({error.msg}, column {error.colno})"
     except ValueError as error:
         return "", "", f"bad JSON line: {error}"
     kind = value.get("type")
@@ -222,7 +226,11 @@ def _account(account_id: str, grouped: list[tuple[int, str]]) -> tuple[ImportedA
     account_lines: list[tuple[int, dict]] = []
     roles: dict[str, tuple[str, int]] = {}  # user -> (role, line)
     for number, text in grouped:
-        value = _parse(text)
+        try:
+            value = _parse(text)
+        except ValueError as error:
+            problems.append(f"line {number}: bad JSON line: {error}")
+            continue
         if value["type"] == "account":
             account_lines.append((number, value))
             continue
@@ -286,7 +294,10 @@ def _account_rejection(account_id: str, grouped: list[tuple[int, str]], problems
 def _support_agent(user: str, grouped: list[tuple[int, str]]) -> tuple[str, None] | tuple[None, Rejection]:
     problems = []
     for number, text in grouped:
-        problems += [f"line {number}: {problem}" for problem in _fields(_parse(text), SUPPORT_FIELDS, ())]
+        try:
+            problems += [f"line {number}: {problem}" for problem in _fields(_parse(text), SUPPORT_FIELDS, ())]
+        except ValueError as error:
+            problems.append(f"line {number}: bad JSON line: {error}")
     if problems:
         return None, Rejection(f"support agent {user}", tuple(number for number, _text in grouped), tuple(problems))
     return user, None
