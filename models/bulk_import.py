@@ -183,18 +183,6 @@ def _write_chunk(
         return len(entries), last
 
 
-def analyze(db: Database) -> None:
-    """Refresh the planner's statistics after a bulk load (SQLite plans with none until ANALYZE gathers them)."""
-    if db.is_sqlite:
-        with db.write_engine.begin() as connection:
-            connection.exec_driver_sql("ANALYZE")
-    else:
-        with db.engine.connect() as connection:
-            connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
-                "ANALYZE accounts, memberships, support_agents, changes"
-            )
-
-
 def _present_accounts(session: Session, ids: list[str]) -> dict[str, ImportedAccount]:
     if not ids:
         return {}

@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from models.bulk_import import ChunkWrite, ImportedAccount, Present, Spill, analyze, write_chunk
+from models.bulk_import import ChunkWrite, ImportedAccount, Present, Spill, write_chunk
 from models.changelog import Who
 from models.database import Database
 from models.errors import Conflict
@@ -163,7 +163,7 @@ def import_facts(
     finally:
         spill.close()
     if report.changed:
-        analyze(db)  # the planner's statistics, after the tables grew by a bulk load
+        db.analyze()  # the planner's statistics, after the tables grew by a bulk load
     return report
 
 
