@@ -206,7 +206,7 @@ class FactCache:
             finally:
                 if not connection.closed:
                     connection.rollback()
-        except SQLAlchemyError as error:
+        except (SQLAlchemyError, sqlite3.Error, psycopg.Error) as error:  # the cold read runs on the driver itself
             self._drop_connection()
             raise Unavailable(f"the database cannot be read: {_short(error)}") from error
 
