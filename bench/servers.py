@@ -22,12 +22,10 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -40,6 +38,7 @@ from bench import datasets, machine, wrk
 from bench.datasets import LARGE
 from bench.workload import authorize_lines, decision_pool
 from tests.servers import free_port
+from tests.slow_clients import SlowClients, probe
 from tests.support import TEST_KEY
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -143,74 +142,6 @@ def start(candidate: Candidate, database_url: str, work: Path) -> Iterator[Runni
             process.kill()
             process.wait()
         log.close()
-
-
-class SlowClients:
-    """`idle` connections that send nothing and `trickling` ones that send a header one byte a second."""
-
-    def __init__(self, port: int, idle: int, trickling: int) -> None:
-        self.port = port
-        self.idle: list[socket.socket] = []
-        self.trickling: list[socket.socket] = []
-        self.counts = (idle, trickling)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._trickle, daemon=True)
-
-    def __enter__(self) -> SlowClients:
-        idle, trickling = self.counts
-        for _ in range(idle):
-            self.idle.append(socket.create_connection(("127.0.0.1", self.port), timeout=5))
-        for _ in range(trickling):
-            connection = socket.create_connection(("127.0.0.1", self.port), timeout=5)
-            connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
-            self.trickling.append(connection)
-        self._thread.start()
-        time.sleep(1.0)  # let the server take them up
-        return self
-
-    def _trickle(self) -> None:
-        while not self._stop.wait(1.0):
-            for connection in list(self.trickling):
-                try:
-                    connection.sendall(b"a")
-                except OSError:
-                    self.trickling.remove(connection)
-
-    def still_open(self) -> int:
-        """How many of the slow connections the server has not closed."""
-        open_ = 0
-        for connection in self.idle + self.trickling:
-            connection.setblocking(False)
-            try:
-                open_ += connection.recv(1, socket.MSG_PEEK) != b""
-            except BlockingIOError:
-                open_ += 1
-            except OSError:
-                pass
-            finally:
-                connection.setblocking(True)
-        return open_
-
-    def __exit__(self, *_exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        for connection in self.idle + self.trickling:
-            connection.close()
-
-
-def probe(base: str, path: str, body: bytes | None, timeout: float) -> float:
-    """Seconds to an answer on a fresh connection; `timeout` when there is none by then (or an error)."""
-    headers = {"Authorization": f"Bearer {TEST_KEY}", "Content-Type": "application/json"}
-    started = time.perf_counter()
-    try:
-        if body is None:
-            response = requests.get(base + path, timeout=timeout)
-        else:
-            response = requests.post(base + path, data=body, headers=headers, timeout=timeout)
-    except requests.RequestException:
-        return timeout
-    elapsed = time.perf_counter() - started
-    return elapsed if response.status_code == 200 else timeout
 
 
 def slow_client_test(running: Running, authorize_body: bytes, probes: int = PROBES, timeout: float = PROBE_TIMEOUT) -> dict:
