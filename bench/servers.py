@@ -82,9 +82,12 @@ def authz_serve(workers: int, threads: int) -> Candidate:
     )
 
 
+GUNICORN_SYNC = Candidate("gunicorn sync 2w", gunicorn(["--workers", "2"]))  # what `authz serve` ran before granian
+
+
 def candidates() -> list[Candidate]:
     found = [
-        Candidate("gunicorn sync 2w", gunicorn(["--workers", "2"])),
+        GUNICORN_SYNC,
         Candidate("gunicorn gthread 2w x 8t", gunicorn(["--workers", "2", "--worker-class", "gthread", "--threads", "8"])),
     ]
     if (PROJECT / "service" / "serving.py").exists():
