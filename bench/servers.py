@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.servers              # about 5 minutes; prints the table, writes bench/out/servers.*
     SERVERS_ROUNDS=2 .venv/bin/python -m bench.servers   # shorter
+    .venv/bin/python -m bench.servers writes       # membership changes/s, 4 workers, on PostgreSQL (about 2 minutes)
 
 Every candidate serves the same app (`service.wsgi:app`) on the same SQLite
 store of 100,000 accounts, all at once, each on its own port; the floor of
@@ -34,7 +35,7 @@ from pathlib import Path
 
 import requests
 
-from bench import datasets, machine, wrk
+from bench import datasets, machine, writes, wrk
 from bench.datasets import LARGE
 from bench.workload import authorize_lines, decision_pool
 from tests.servers import free_port
@@ -254,7 +255,43 @@ def table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def writes_side_by_side(rounds: int, seconds: float, work: Path) -> str:
+    """`bench/writes.py`'s load (8 connections) on 4 workers: gunicorn sync against `authz serve`, round by round."""
+    from bench.run import POSTGRES_ADMIN
+
+    data = datasets.generate(LARGE)
+    lines = ["| round | " + " | ".join(["gunicorn sync 4w", "authz serve (granian 4w x 2t)", "granian 4w x 1t"]) + " |",
+             "|---|---|---|---|"]
+    with ExitStack() as stack:
+        url = stack.enter_context(datasets.postgres_database(POSTGRES_ADMIN, "100k"))
+        datasets.load(url, data)
+        contenders = [
+            Candidate("gunicorn sync 4w", gunicorn(["--workers", "4"])),
+            authz_serve(4, 2),
+            Candidate("granian 4w x 1t", granian(4, 1)),
+        ]
+        running = [stack.enter_context(start(candidate, url, work)) for candidate in contenders]
+        for server in running:
+            writes.drive(server.base, data, 2, 8, 0)
+        for number in range(1, rounds + 1):
+            found = [writes.drive(server.base, data, seconds, 8, number) for server in running]
+            lines.append(f"| {number} | " + " | ".join(f"{w.per_second:.0f}/s, p99 {w.p99_ms:.0f} ms" for w in found) + " |")
+            say(lines[-1])
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
+    if sys.argv[1:] == ["writes"]:
+        out = PROJECT / "bench" / "out"
+        out.mkdir(exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="servers-", dir=out))
+        try:
+            rendered = writes_side_by_side(int(os.environ.get("SERVERS_ROUNDS", "5")), 8.0, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        (out / "servers-writes.md").write_text(rendered)
+        print(rendered)
+        return 0
     if shutil.which("wrk") is None:
         print("wrk is missing: `apt-get install -y wrk`", file=sys.stderr)
         return 2
