@@ -59,7 +59,7 @@ class FactCache:
         self._settings: dict[str, tuple[bool, bool] | None] = {}
         self._roles: dict[tuple[str, str], str | None] = {}
         self._support: dict[str, bool] = {}
-        self._keys: dict[str, tuple[str, str, str | None]] = {}  # stored keys: as many as were ever created
+        self._keys: dict[str, tuple[str, str, str | None, str]] = {}  # stored keys: as many as were ever created
         self._unknown_keys: OrderedDict[str, None] = OrderedDict()  # least recently presented first
         self._connection: Connection | None = None
         self._pid = 0
@@ -190,9 +190,9 @@ class FactCache:
             self._support[sys.intern(user_id)] = value
             return value
 
-    def api_key(self, key_id: str) -> tuple[str, str, str | None] | None:
-        """(secret_sha256, scopes, revoked_at) of a stored key, or None; unknown ids are remembered, at most
-        MAX_UNKNOWN_KEY_IDS of them (least recently presented forgotten first)."""
+    def api_key(self, key_id: str) -> tuple[str, str, str | None, str] | None:
+        """(secret_sha256, scopes, revoked_at, name) of a stored key, or None; unknown ids are remembered, at
+        most MAX_UNKNOWN_KEY_IDS of them (least recently presented forgotten first)."""
         with self.lock:
             stored = self._keys.get(key_id)
             if stored is not None:

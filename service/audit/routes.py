@@ -115,7 +115,7 @@ def overview():
     """The policy in force, the revision, whether the change log is intact, and the accounts."""
     runtime = _runtime()
     after = _query({"accounts_after": Id()}).get("accounts_after", "")
-    verification = runtime.store.verify_changes()
+    records = runtime.records.status()
     accounts = accounts_page(runtime.db, after=after, limit=ACCOUNTS_PAGE + 1)
     more = len(accounts) > ACCOUNTS_PAGE
     accounts = accounts[:ACCOUNTS_PAGE]
@@ -123,7 +123,8 @@ def overview():
     return _page(
         "overview.html",
         active="overview",
-        verification=verification,
+        records=records,
+        verification=records.verification,
         accounts=accounts,
         next_accounts=accounts[-1][0] if more else None,
         in_force_since=recorded[0] if recorded else None,
@@ -182,7 +183,7 @@ def changes():
     account = query.get("account")
     if account is not None and not account_exists(runtime.db, account):
         raise NotFound(f"there is no account {account}", "account_not_found")
-    verification = runtime.store.verify_changes()
+    records = runtime.records.status()
     entries, _revision = runtime.store.changes(account=account, after=query["after"], limit=CHANGES_PAGE)
     next_after = entries[-1]["revision"] if len(entries) == CHANGES_PAGE else None
     return _page(
@@ -191,7 +192,8 @@ def changes():
         account=account,
         after=query["after"],
         entries=[in_words(entry) for entry in entries],
-        verification=verification,
+        records=records,
+        verification=records.verification,
         next_url=url_for("audit.changes", account=account, after=next_after) if next_after else None,
     )
 

@@ -37,6 +37,7 @@ _KEY_ID = re.compile(r"[0-9A-Za-z-]{1,64}\Z")  # ids are token_hex(6); the colum
 class Caller:
     key_id: str
     scopes: frozenset[str]
+    name: str = PRESHARED_KEY_ID  # the name the key was created with (the decision log records it)
 
 
 def secret_sha256(secret: str) -> str:
@@ -62,7 +63,7 @@ class KeyRing:
         matches = hmac.compare_digest(secret_sha256(secret).encode(), expected.encode())
         if stored is None or not matches or stored[2] is not None:
             raise Unauthenticated("the API key is not valid")
-        return Caller(key_id, frozenset(stored[1].split(",")))
+        return Caller(key_id, frozenset(stored[1].split(",")), stored[3])
 
     @staticmethod
     def require(caller: Caller, scopes: tuple[str, ...]) -> None:

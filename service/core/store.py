@@ -30,7 +30,6 @@ from models.errors import Conflict, NotFound
 from models.history import POLICY_KIND
 from models.tables import AccountRow, MembershipRow
 from models.transactions import Transaction, read_transaction, write_transaction
-from models.verification import Verification, verify_log
 from policies.engine import Policy
 from service.core import invariants
 from service.core.documents import SETTINGS, account_document, settings_document
@@ -231,9 +230,6 @@ class Store:
     def changes(self, *, account: str | None = None, after: int = 0, limit: int) -> tuple[list[dict], int]:
         """Entries after revision `after`, oldest first, at most `limit`; and the latest revision."""
         return entries(self.db, account=account, after=after, limit=limit)
-
-    def verify_changes(self) -> Verification:
-        return verify_log(self.db)
 
     # -- steps every change shares -------------------------------------------
 
