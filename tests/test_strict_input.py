@@ -83,6 +83,7 @@ PARSER_DIFFERENTIALS = [
      "not UTF-8"),
     (b"\xef\xbb\xbf" + json.dumps(CHECK).encode(), "not valid JSON"),  # a byte-order mark
     (b"\xed\xa0\x80", "not UTF-8"),  # a surrogate encoded as UTF-8
+    (b"\xc2\xa0", "not valid JSON"),  # a no-break space: not JSON's whitespace, so not an empty body
     (json.dumps({**CHECK, "actor": {"type": "User", "id": "u_1\ud800"}}).encode(), "lone UTF-16 surrogate"),
     (b'{"actor": {"type": "User", "id": "\\udfff"}, "action": "read", "resource": {"type": "Account", "id": "a"}}',
      "lone UTF-16 surrogate"),

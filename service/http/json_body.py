@@ -71,7 +71,7 @@ def parse(raw: bytes, content_type: str | None) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise _invalid(f"the body is not valid JSON: not UTF-8 at byte {error.start}") from None
-    if not text.strip():
+    if not text.strip(" \t\r\n"):  # JSON's whitespace only: a body of other spaces is not JSON
         return {}
     _refuse_too_deep(raw)
     try:
