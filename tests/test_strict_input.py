@@ -170,6 +170,11 @@ def test_query_integers_are_plain_ascii_digits(seeded, name, value):
     refused(seeded.get(f"/v1/changes?{name}={value}"), 400, "invalid_request", name)
 
 
+@pytest.mark.parametrize("query", ["after=%2B5", "after=%205", "limit=5%20", "limit=%D9%A3", "after=9223372036854775808"])
+def test_every_audit_query_reads_integers_as_strictly(seeded, query):
+    refused(seeded.get(f"/v1/decisions?{query}"), 400, "invalid_request", query.split("=")[0])
+
+
 def test_plain_digits_are_read(seeded):
     answer = seeded.get("/v1/changes?after=0001&limit=2")
     assert answer.status == 200 and [entry["revision"] for entry in answer.json["changes"]] == [2, 3]
