@@ -98,6 +98,7 @@ class Decision:
     policy: str
     as_of: int | None
     explanation: dict[str, Any]
+    warnings: tuple[str, ...] = ()
 
 
 def decide(authorizer: Authorizer, form: ExplainForm) -> Decision:
@@ -111,5 +112,6 @@ def decide(authorizer: Authorizer, form: ExplainForm) -> Decision:
         explain=True,
     )
     return Decision(
-        answer["allowed"], answer["revision"], answer["policy"], check.get("as_of_revision"), answer["explanation"]
+        answer["allowed"], answer["revision"], answer["policy"], check.get("as_of_revision"), answer["explanation"],
+        tuple(answer.get("warnings", ())),
     )

@@ -63,7 +63,7 @@ class Runtime:
             policy=policy,
             cache=cache,
             store=store,
-            authorizer=Authorizer(db, cache, policy, keeper),
+            authorizer=Authorizer(db, cache, policy, keeper, records),
             keys=KeyRing(cache, preshared),
             keeper=keeper,
             records=records,
