@@ -42,7 +42,7 @@ _EVERYTHING = select(
     ),
     _scalar(select(func.count()).select_from(SupportAgentRow).where(SupportAgentRow.user_id == bindparam("other"))),
 )
-_API_KEY = select(ApiKeyRow.secret_sha256, ApiKeyRow.scopes, ApiKeyRow.revoked_at).where(ApiKeyRow.id == bindparam("key"))
+_API_KEY = select(ApiKeyRow.secret_sha256, ApiKeyRow.scopes, ApiKeyRow.revoked_at, ApiKeyRow.name).where(ApiKeyRow.id == bindparam("key"))
 # A cache of every fact of a large store holds hundreds of thousands of values: share the few distinct ones.
 _SETTINGS_VALUES = {(r, a): (r, a) for r in (False, True) for a in (False, True)}
 _ROLE_VALUES = {role: role for role in STORED_ROLES}
@@ -79,9 +79,10 @@ class DbFacts:
             bool(other_support),
         )
 
-    def api_key(self, key_id: str) -> tuple[str, str, str | None] | None:
+    def api_key(self, key_id: str) -> tuple[str, str, str | None, str] | None:
+        """(secret's sha256, scopes, revoked at or None, name) of a stored key."""
         row = self.connection.execute(_API_KEY, {"key": key_id}).first()
-        return (row[0], row[1], row[2]) if row is not None else None
+        return (row[0], row[1], row[2], row[3]) if row is not None else None
 
 
 class TransactionFacts(DbFacts):

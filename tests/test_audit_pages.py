@@ -215,7 +215,7 @@ def test_explain_as_of_a_past_revision_links_to_the_policy_then(story, client, a
         ("action=read&type=Account&id=acc_b", "actor: Missing data"),
         ("actor=u_client&action=read&type=Account&id=acc_b&as_of_revision=soon", "as of revision: Not a valid integer"),
         ("actor=u_client&action=read&type=Account&id=acc_b&as_of_revision=99999", "ahead of the latest revision"),
-        ("actor=u_client&action=read&type=Account&id=acc_b&as_of_revision=-1", "greater than or equal to 0"),
+        ("actor=u_client&action=read&type=Account&id=acc_b&as_of_revision=-1", "plain digits 0-9 only"),
         ("actor=u_client&action=read&type=Account&id=acc%2Fb", "id: must be 1 to 200 characters among"),
         ("actor=u%00x&action=read&type=Account&id=acc_b", "actor: must be 1 to 200 characters among"),
     ],

@@ -39,7 +39,9 @@ def test_a_request_id_is_echoed_or_made(app):
     assert len(made) == 32
     assert client.get("/healthz", headers={"X-Request-Id": "caller-123"}).headers["X-Request-Id"] == "caller-123"
     assert client.get("/healthz", headers={"X-Request-Id": "bad id;x"}).headers["X-Request-Id"] != "bad id;x"
-    failing = client.post("/v1/authorize", data="{", headers={"Authorization": f"Bearer {TEST_KEY}"})
+    failing = client.post(
+        "/v1/authorize", data="{", headers={"Authorization": f"Bearer {TEST_KEY}", "Content-Type": "application/json"}
+    )
     assert failing.status_code == 400 and len(failing.headers["X-Request-Id"]) == 32
 
 

@@ -17,7 +17,7 @@ from werkzeug.datastructures import MultiDict
 from policies.world import RESOURCE_TYPES
 from service.core.authorizer import Authorizer
 from service.core.consistency import Consistency
-from service.core.inputs import CheckSchema, QueryInteger, describe_validation_error
+from service.core.inputs import MAX_REVISION, CheckSchema, QueryInteger, describe_validation_error
 
 ATTRIBUTES = ("id", "account", "owner", "user")  # every attribute some resource type requires
 # What each type needs, for the form's hint: "PaymentMethod: id, account, owner".
@@ -25,7 +25,7 @@ NEEDS = {name: ", ".join(resource.attributes) for name, resource in RESOURCE_TYP
 
 
 class _AsOf(Schema):
-    as_of_revision = QueryInteger(validate=validate.Range(min=0))
+    as_of_revision = QueryInteger(validate=validate.Range(min=0, max=MAX_REVISION))
 
 
 @dataclass
@@ -43,8 +43,13 @@ class ExplainForm:
     submitted: bool = False
 
     @classmethod
+    def names(cls) -> list[str]:
+        """The form's fields, as the query string names them."""
+        return [field.name for field in fields(cls) if field.name != "submitted"]
+
+    @classmethod
     def from_args(cls, args: MultiDict) -> ExplainForm:
-        names = [field.name for field in fields(cls) if field.name != "submitted"]
+        names = cls.names()
         values = {name: args.get(name, "").strip() for name in names if name in args}
         return cls(**values, submitted=bool(values))
 

@@ -26,7 +26,7 @@ from service.audit.explain_form import NEEDS, ExplainForm, decide
 from service.audit.words import in_words
 from service.core.api_keys import AUDIT_SCOPE
 from service.core.errors import InvalidRequest, Unauthenticated
-from service.core.inputs import Id, QueryInteger, describe_validation_error
+from service.core.inputs import MAX_REVISION, Id, QueryInteger, describe_validation_error
 
 audit = Blueprint("audit", __name__, url_prefix="/audit", template_folder="templates")
 register_error_pages(audit)
@@ -85,12 +85,26 @@ def _page(template: str, status: int = 200, **context) -> tuple[str, int]:
 
 
 def _query(fields: dict) -> dict:
-    """The query string, validated (empty values count as absent); a 400 page names the bad field."""
+    """The query string, validated (empty values count as absent); a 400 page names the bad field.
+
+    As strict as the JSON API's: a parameter the page does not take, or one given twice, is refused.
+    """
+    refuse_unknown_or_repeated(request.args, fields)
     values = {name: value for name, value in request.args.items() if value != ""}
     try:
         return Schema.from_dict(fields)().load(values)
     except ValidationError as error:
         raise InvalidRequest(describe_validation_error(error), "invalid_request") from None
+
+
+def refuse_unknown_or_repeated(args, names) -> None:
+    """400 for a query parameter the page does not take, or one given twice: refused, never ignored."""
+    unknown = sorted(name for name in args if name not in names)
+    if unknown:
+        raise InvalidRequest(f"{', '.join(unknown)[:200]}: not a parameter of this page", "invalid_request")
+    repeated = sorted(name for name, values in args.lists() if len(values) > 1)
+    if repeated:
+        raise InvalidRequest(f"{', '.join(repeated)}: given more than once in the query string", "invalid_request")
 
 
 # -- pages --------------------------------------------------------------------
@@ -121,7 +135,7 @@ def overview():
 def policy_page():
     """The policy text, line by line (each line `#L<n>`); with `?as_of_revision=N`, the one in force then."""
     runtime = _runtime()
-    as_of = _query({"as_of_revision": QueryInteger(validate=validate.Range(min=0))}).get("as_of_revision")
+    as_of = _query({"as_of_revision": QueryInteger(validate=validate.Range(min=0, max=MAX_REVISION))}).get("as_of_revision")
     if as_of is not None and as_of > g.revision:
         raise RevisionAhead(f"as_of_revision {as_of} is ahead of the latest revision, {g.revision}")
     recorded = runtime.keeper.recorded(as_of if as_of is not None else g.revision)
@@ -153,6 +167,7 @@ _matrices: dict[str, Markup] = {}
 @audit.get("/matrix")
 def matrix():
     """Who is granted each action, for each combination of an account's two billing settings."""
+    _query({})
     policy = _runtime().policy()
     if policy.sha256 not in _matrices:
         _matrices[policy.sha256] = Markup(to_html_tables(policy))  # safe: every value in it is html.escape-d
@@ -164,7 +179,7 @@ def matrix():
 def changes():
     """The change log, oldest first, in business words; one account's entries with `?account=`."""
     runtime = _runtime()
-    query = _query({"account": Id(), "after": QueryInteger(load_default=0, validate=validate.Range(min=0))})
+    query = _query({"account": Id(), "after": QueryInteger(load_default=0, validate=validate.Range(min=0, max=MAX_REVISION))})
     account = query.get("account")
     if account is not None and not account_exists(runtime.db, account):
         raise NotFound(f"there is no account {account}", "account_not_found")
@@ -186,6 +201,7 @@ def changes():
 @audit.get("/explain")
 def explain():
     """A form; submitted (a GET with its fields), the decision and why, in business words."""
+    refuse_unknown_or_repeated(request.args, ExplainForm.names())
     form = ExplainForm.from_args(request.args)
     if not form.submitted:
         return _explain_page(form)

@@ -27,6 +27,7 @@ from policies.world import RESOURCE_TYPES, account_of
 from service.core.account_listing import granting_situations
 from service.core.consistency import LATEST, Consistency
 from service.core.errors import InvalidRequest
+from service.core.inputs import MAX_ID_LENGTH, is_id
 from service.core.policy_keeper import PolicyKeeper
 from service.core.records import Records
 from service.core.trust import missing_account_sentence, record_warnings
@@ -202,15 +203,26 @@ def _names(actor: str, resource: Resource) -> Names:
     )
 
 
+_MAX_PAGE_TOKEN = 4 * (len('{"after": ""}') + MAX_ID_LENGTH + 2) // 3 + 4  # the longest token given
+
+
 def _encode_page_token(last_id: str) -> str:
     return base64.urlsafe_b64encode(json.dumps({"after": last_id}).encode()).decode()
 
 
 def _decode_page_token(token: str) -> str:
+    """The last id of the previous page, from a token this service gave; anything else is refused (400).
+
+    A token is compared with the one the service would give for the id it names, so garbage, NUL
+    bytes, another encoding of the same JSON or an id outside the grammar never reach the database.
+    """
+    refused = InvalidRequest("page_token is not a token this service gave", "invalid_page_token")
+    if not isinstance(token, str) or not token.isascii() or len(token) > _MAX_PAGE_TOKEN:
+        raise refused
     try:
         after = json.loads(base64.urlsafe_b64decode(token.encode()))["after"]
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
-        raise InvalidRequest("page_token is not a token this service gave", "invalid_page_token") from None
-    if not isinstance(after, str):
-        raise InvalidRequest("page_token is not a token this service gave", "invalid_page_token")
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError):
+        raise refused from None
+    if not is_id(after) or _encode_page_token(after) != token:
+        raise refused
     return after

@@ -11,6 +11,7 @@ from models.fact_cache import FactCache
 from policies.engine import PolicyInForce, load_policy, policy_path
 from service.core.api_keys import KeyRing
 from service.core.authorizer import Authorizer
+from service.core.decision_log import DecisionLog, settings_from
 from service.core.policy_keeper import PolicyKeeper
 from service.core.records import Records
 from service.core.store import Store
@@ -27,6 +28,7 @@ class Runtime:
     authorizer: Authorizer
     keys: KeyRing
     keeper: PolicyKeeper
+    decision_log: DecisionLog
     records: Records
 
     @classmethod
@@ -38,6 +40,7 @@ class Runtime:
         tool) the process decides with the policy the change log records.
         """
         config = dict(config or {})
+        level, retention_days = settings_from(config)  # a bad setting stops the start, before anything is opened
         db = Database(config.get("DATABASE_URL") or os.environ.get("DATABASE_URL"))
         if config.get("MIGRATE", True):
             db.migrate()
@@ -66,8 +69,13 @@ class Runtime:
             authorizer=Authorizer(db, cache, policy, keeper, records),
             keys=KeyRing(cache, preshared),
             keeper=keeper,
+            decision_log=DecisionLog(db, level=level, retention_days=retention_days),
             records=records,
         )
+
+    def close(self) -> None:
+        """Graceful shutdown: write what the decision log still buffers."""
+        self.decision_log.close()
 
     def after_fork(self) -> None:
         """In a freshly forked worker: forget the parent's connections (they stay the parent's)."""

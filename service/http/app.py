@@ -8,21 +8,23 @@ from __future__ import annotations
 
 from flask import Flask
 
-from service.http.declare import MAX_BODY_BYTES
 from service.http.errors import register_error_handlers
+from service.http.json_body import MAX_BODY_BYTES
 from service.http.logs import request_logging
 from service.http.metrics import instrument
 from service.http.routes.decisions import decisions
 from service.http.routes.facts import facts
 from service.http.routes.operations import operations
+from service.http.routes.records import records
 
 
 def install_api(app: Flask) -> None:
     """Register the v1 endpoints and operations, the error handlers, metrics and request logging on `app`."""
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES + 1  # see declare._json_body
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES + 1  # one byte over: see declare._json_body
     app.register_blueprint(decisions)
     app.register_blueprint(facts)
     app.register_blueprint(operations)
+    app.register_blueprint(records)
     register_error_handlers(app)
     instrument(app)
     request_logging(app)

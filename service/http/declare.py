@@ -4,7 +4,8 @@
 validates the query string and the body, and turns the view's result into
 JSON. The same declarations produce the OpenAPI document (`openapi.py`).
 Every endpoint has a query schema (by default one that takes no parameter):
-an unknown or repeated query parameter is refused, never ignored.
+an unknown or repeated query parameter is refused, never ignored. A body is read
+by `json_body.parse` alone; an endpoint declared without a body refuses one.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from flask import Blueprint, Response, current_app, g, request
 from marshmallow import Schema
 
 from service.core.inputs import ID_RULE, is_id
+from service.http import json_body
 from service.http.auth import authenticate
 from service.http.errors import ApiError
+from service.http.json_body import MAX_BODY_BYTES
 from service.http.schemas import EmptyQuery
-
-MAX_BODY_BYTES = 1_000_000
 
 
 @dataclass
@@ -76,7 +77,8 @@ def endpoint(
         query=query_schema,
         answer=answer() if answer else None,
         status=status,
-        errors=tuple(sorted({*errors, 400, *((401, 403, 503) if scope else ())})),  # 400: at least the query string
+        # 400: at least the query string (and a body where none is taken); 413 and 415: a body's size and type.
+        errors=tuple(sorted({*errors, 400, *((401, 403, 503) if scope else ()), *((413, 415) if body else ())})),
         tag=blueprint.name,
         path_parameters=[part[1:-1].split(":")[-1] for part in rule.split("/") if part.startswith("<")],
     )
@@ -104,6 +106,8 @@ def endpoint(
                 raw = _json_body()
                 loaded = quick_body(raw) if quick_body is not None else None
                 arguments["body"] = loaded if loaded is not None else body_schema.load(raw)
+            else:
+                _refuse_a_body()
             result = view(**arguments)
             if isinstance(result, Response):
                 return result
@@ -129,17 +133,17 @@ def _query_arguments() -> dict[str, str]:
 
 
 def _json_body() -> Any:
-    """The request body parsed as JSON: an empty body is `{}`; anything else must be valid JSON."""
+    """The request body, read by the one JSON reader (`json_body.parse`): an empty body is `{}`."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise ApiError(413, "body_too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
     # A body sent without a length (chunked) is cut off, silently, at the app's MAX_CONTENT_LENGTH,
     # one byte over the limit: reading that byte is how an oversized one is told from a full one.
-    raw = request.get_data(cache=False)
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(413, "body_too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
-    if not raw.strip():
-        return {}
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {error}") from error
+    return json_body.parse(request.get_data(cache=False), request.headers.get("Content-Type"))
+
+
+def _refuse_a_body() -> None:
+    """400 for a body sent to an endpoint that takes none: it would be ignored, and nothing sent is ignored."""
+    if request.content_length == 0 or (request.content_length is None and "Transfer-Encoding" not in request.headers):
+        return
+    if request.get_data(cache=False):
+        raise ApiError(400, "unexpected_body", f"{request.method} {request.path} takes no body; send none")

@@ -46,6 +46,10 @@ STATUSES: dict[type[Exception], int] = {
 }
 
 
+# The error codes of werkzeug's refusals where its name is not the code this API uses elsewhere.
+HTTP_CODES = {413: "body_too_large"}
+
+
 def status_of(error: Exception) -> int:
     """The HTTP status answering `error` (400 for a refusal not listed)."""
     return next((STATUSES[kind] for kind in type(error).__mro__ if kind in STATUSES), 400)
@@ -81,8 +85,14 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
-        code = (error.name or "error").lower().replace(" ", "_")
-        return jsonify(error_body(code, error.description or error.name)), error.code or 500
+        """werkzeug's own refusals (404, 405, 413...) in the one error shape, with their headers (405: `Allow`)."""
+        code = HTTP_CODES.get(error.code) or (error.name or "error").lower().replace(" ", "_")
+        response = jsonify(error_body(code, error.description or error.name))
+        response.status_code = error.code or 500
+        for name, value in error.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     def _database_error(error: Exception):
         log.warning("database error: %s", type(error).__name__, extra={"fields": {"request_id": g.get("request_id")}})

@@ -6,7 +6,7 @@ chain (complete, from the first entry, or the tail from the last one verified)
 with what it found, so a page checks only the entries written since.
 
 Revision ID: 0007
-Revises: 0005 (the coordinator relinks it after 0006)
+Revises: 0006
 Create Date: 2026-12-01
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
