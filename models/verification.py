@@ -195,3 +195,14 @@ def read_account_drift(db: Database, account: str, limit: int = 5) -> tuple[int,
     with snapshot(db) as connection:
         drift = account_drift(connection, account, limit)
         return drift.count, tuple(drift.shown)
+
+
+def facts_at_most(connection: Connection, rows: int) -> bool:
+    """Whether each fact table holds at most `rows` rows (counted no further than that)."""
+    for table in ("accounts", "memberships", "support_agents"):
+        counted = connection.execute(
+            text(f"SELECT COUNT(*) FROM (SELECT 1 FROM {table} LIMIT {int(rows) + 1}) AS bounded")
+        ).scalar_one()
+        if counted > rows:
+            return False
+    return True
