@@ -23,12 +23,12 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from models.changelog import GENESIS_HASH, Who, canonical_json, entry_hash, now
 from models.database import Database
-from models.errors import Conflict
+from models.errors import Conflict, Unavailable
 from models.history import IMPORT_KIND
 from models.tables import STORED_ROLES, AccountRow, ChangeRow, MembershipRow, RevisionCounterRow, SupportAgentRow
 
@@ -141,6 +141,9 @@ def write_chunk(
         return _write_chunk(db, who, account_ids, support_agents, decide)
     except (IntegrityError, psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected) as error:
         raise Conflict("a concurrent change took one of the chunk's ids; nothing written", "concurrent_change") from error
+    except (DBAPIError, psycopg.Error, sqlite3.Error) as error:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise Unavailable(f"the database refused the chunk ({first_line}); nothing of it written") from error
 
 
 def _write_chunk(
