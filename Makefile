@@ -27,7 +27,7 @@ python:
 
 install: $(INSTALLED)
 
-## Serve the API on 127.0.0.1:$${PORT:-8000} with gunicorn, on the embedded SQLite file unless DATABASE_URL is set.
+## Serve the API on 127.0.0.1:$${PORT:-8000} with granian (AUTHZ_WORKERS, AUTHZ_THREADS), on the embedded SQLite file unless DATABASE_URL is set.
 serve: $(INSTALLED)
 	$(BIN)/authz serve
 
