@@ -103,7 +103,7 @@ def test_head_prints_the_latest_entry(store, database_url, monkeypatch):
     result = cli(database_url, monkeypatch, "head")
     assert result.exit_code == 0 and result.output == f"{latest} {entry['hash']}\n"
     verified = cli(database_url, monkeypatch, "verify")
-    assert verified.exit_code == 0 and verified.output.splitlines()[0] == f"head {latest} {entry['hash']}"
+    assert verified.exit_code == 0 and verified.output.splitlines()[-1] == f"head {latest} {entry['hash']}"
 
 
 def test_expect_finds_a_log_rewritten_whole(store, database_url, monkeypatch):
