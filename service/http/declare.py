@@ -138,7 +138,7 @@ def _json_body() -> Any:
         raise ApiError(413, "body_too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
     # A body sent without a length (chunked) is cut off, silently, at the app's MAX_CONTENT_LENGTH,
     # one byte over the limit: reading that byte is how an oversized one is told from a full one.
-    return json_body.parse(request.get_data(cache=False), request.headers.get("Content-Type"))
+    return json_body.parse(request.get_data(cache=False), request.environ.get("CONTENT_TYPE"))
 
 
 def _refuse_a_body() -> None:

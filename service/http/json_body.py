@@ -44,6 +44,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 def is_json_media_type(content_type: str | None) -> bool:
     """Whether a `Content-Type` header says JSON: `application/json`, with parameters such as
     `charset=utf-8` allowed (a charset other than UTF-8 is not: the body would be read as another text)."""
+    if content_type == MEDIA_TYPE:  # what nearly every caller sends
+        return True
     if not content_type:
         return False
     media_type, *parameters = content_type.split(";")
