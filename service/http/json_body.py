@@ -77,7 +77,7 @@ def parse(raw: bytes, content_type: str | None) -> Any:
         return {}
     _refuse_too_deep(raw)
     try:
-        body = json.loads(text, object_pairs_hook=_object, parse_constant=_non_finite, parse_float=_finite_float)
+        body = _DECODER.decode(text)
     except ApiError:
         raise
     except (ValueError, RecursionError) as error:  # RecursionError: cannot happen below MAX_DEPTH; never a 500
@@ -134,6 +134,10 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise _invalid(f"the body is not valid JSON: {text[:40]} is too large a number")
     return value
+
+
+# One decoder, made once (`json.loads` with hooks would make a new one, and its scanner, for every body).
+_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_non_finite, parse_float=_finite_float)
 
 
 def _refuse_lone_surrogates(body: Any) -> None:
