@@ -28,7 +28,7 @@ def describe(postgres_admin_url: str | None) -> dict[str, str]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "packages": ", ".join(
-            f"{name} {metadata.version(name)}" for name in ("oso", "flask", "sqlalchemy", "gunicorn", "psycopg")
+            f"{name} {metadata.version(name)}" for name in ("oso", "flask", "sqlalchemy", "granian", "gunicorn", "psycopg")
         ),
         "sqlite": sqlite3.sqlite_version,
         "postgresql": _postgres_version(postgres_admin_url) if postgres_admin_url else "not used",

@@ -30,6 +30,16 @@ ROWS = (
     Row("2. `POST /v1/authorize` p99 ÷ `/healthz` p99 (SQLite)", "http sqlite p99 ratio", 1, "×", 1.5),
     Row("2. `POST /v1/authorize` throughput (SQLite)", "http sqlite authorize per second", 1, "/s", None),
     Row("2. `GET /healthz` floor throughput (SQLite)", "http sqlite floor per second", 1, "/s", None),
+    Row("2. `POST /v1/authorize` throughput ÷ the same app on gunicorn sync workers, 2 (SQLite, same rounds)",
+        "http sqlite authorize to gunicorn sync throughput", 1, "×", None),
+    Row("2. `POST /v1/authorize` p99 ÷ the same app's p99 on gunicorn sync workers (SQLite)",
+        "http sqlite authorize to gunicorn sync p99", 1, "×", None),
+    Row("2. `POST /v1/authorize` on gunicorn sync workers, throughput (SQLite)", "http sqlite gunicorn sync authorize per second",
+        1, "/s", None),
+    Row("2. `POST /v1/authorize` throughput ÷ Flask `jsonify` on gunicorn, 2 sync workers (SPEC's floor, SQLite)",
+        "http sqlite authorize to flask floor throughput", 1, "×", 1, at_least=True),
+    Row("2. `POST /v1/authorize` p99 ÷ Flask `jsonify` floor's p99 (SQLite)", "http sqlite authorize to flask floor p99",
+        1, "×", None),
     Row("2. throughput ÷ floor (PostgreSQL, 100k, 2 workers)", "http postgresql throughput ratio", 1, "×", None),
     Row("2. p99 ÷ floor p99 (PostgreSQL)", "http postgresql p99 ratio", 1, "×", None),
     Row("3. `POST /v1/authorize/batch`, 1,000 checks, facts cached (SQLite, 100k)", "call sqlite batch 100k", 1e3, "ms", 30,
@@ -160,9 +170,11 @@ def _method(results: dict) -> list[str]:
         f"loop, each call timed with `perf_counter`; {plan['in_process_rounds']} rounds, each store in turn, each "
         f"round {plan['warm_calls']:,} warm calls (the pool cycled, its facts cached) and {plan['cold_calls']} cold "
         "calls (the fact cache's roles, settings and support flags emptied before each call).",
-        f"- **Over HTTP**: the real server, `authz serve` (gunicorn, sync workers, {plan['http_workers']} workers, "
-        "the project's own gunicorn settings). **The floor is `GET /healthz`**: the same app, the same workers, the "
-        "same run, no key, no body, no facts. wrk (Debian's) with `bench/wrk_drive.lua`: "
+        f"- **Over HTTP**: the real server, `authz serve` (granian, {plan['http_workers']} workers of 2 threads, "
+        "keep-alive; `service/serving.py`). **The floor is `GET /healthz`**: the same app, the same workers, the "
+        "same run, no key, no body, no facts. On SQLite the same rounds also drive the same app's `/v1/authorize` on "
+        "gunicorn with 2 sync workers (the server before granian, `bench/gunicorn_conf.py`) and SPEC's floor, "
+        "Flask `jsonify(status=\"ok\")` on gunicorn with 2 sync workers (`bench/floor_app.py`). wrk (Debian's) with `bench/wrk_drive.lua`: "
         f"`-t{THREADS} -c{CONNECTIONS} -d{plan['wrk_seconds']:g}s --latency`, {plan['wrk_rounds']} rounds on SQLite "
         f"and {plan['postgres_wrk_rounds']} on PostgreSQL, the floor, `/v1/authorize` on the large store and on the "
         "small one taking turns (the order rotating every round) after a 2 s warm-up of each; ratios are taken "

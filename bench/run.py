@@ -5,8 +5,9 @@
 
 It builds the stores (SQLite files and, when PostgreSQL is reachable,
 `authz_bench_*` databases), measures decisions in process, starts the real
-server (`authz serve`: gunicorn, sync workers) on them, drives it with `wrk`
-against the `/healthz` floor in the same run, and removes every server, file
+server (`authz serve`: granian) on them, drives it with `wrk` against the
+`/healthz` floor, and on SQLite against the same app on gunicorn's sync workers
+and a trivial Flask endpoint on gunicorn, in the same run, and removes every server, file
 and database it made, whatever happens.
 """
 
@@ -27,6 +28,7 @@ from pathlib import Path
 import requests
 
 from bench import datasets, http_calls, in_process, machine, report, writes, wrk
+from bench import servers as servers_bench
 from bench.datasets import LARGE, SMALL, DataSet
 from bench.in_process import WrongAnswer
 from bench.server import KEY, Server, serve, worker_rss_mb
@@ -143,13 +145,23 @@ class Bench:
                     [a / b for a, b in zip(large.rounds[kind], small.rounds[kind], strict=True)]))
 
     def decisions_over_http(self, backend: str, rounds: int) -> None:
-        """wrk: the /healthz floor and /v1/authorize on the large store, and /v1/authorize on the small one."""
+        """wrk: the /healthz floor and /v1/authorize on the large store, and /v1/authorize on the small one.
+
+        On SQLite, in the same rounds: the same app on gunicorn's sync workers (the server `authz serve`
+        ran before granian) and SPEC's floor, a trivial Flask endpoint on gunicorn with 2 sync workers.
+        """
         with ExitStack() as servers:
             large = self.server(servers, f"{backend}-100k", self.plan.http_workers)
             small = self.server(servers, f"{backend}-1k", self.plan.http_workers)
-            self._decisions_over_http(backend, rounds, large, small)
+            baselines = {}
+            if backend == "sqlite":
+                baselines = {
+                    "gunicorn sync": servers.enter_context(servers_bench.start(servers_bench.GUNICORN_SYNC, self.urls["sqlite-100k"], self.work)),
+                    "flask floor": servers.enter_context(servers_bench.start(servers_bench.FLOOR, self.urls["sqlite-100k"], self.work)),
+                }
+            self._decisions_over_http(backend, rounds, large, small, baselines)
 
-    def _decisions_over_http(self, backend: str, rounds: int, large: Server, small: Server) -> None:
+    def _decisions_over_http(self, backend: str, rounds: int, large: Server, small: Server, baselines: dict) -> None:
         bodies = {}
         for label in ("100k", "1k"):
             bodies[label] = self.work / f"authorize-{label}.jsonl"
@@ -159,6 +171,10 @@ class Bench:
             "authorize 100k": lambda seconds: wrk.run(large.base + "/v1/authorize", seconds, bodies["100k"], KEY),
             "authorize 1k": lambda seconds: wrk.run(small.base + "/v1/authorize", seconds, bodies["1k"], KEY),
         }
+        if "gunicorn sync" in baselines:
+            sync, flask_floor = baselines["gunicorn sync"].base, baselines["flask floor"].base
+            runs["gunicorn sync authorize 100k"] = lambda seconds: wrk.run(sync + "/v1/authorize", seconds, bodies["100k"], KEY)
+            runs["flask floor"] = lambda seconds: wrk.run(flask_floor + "/", seconds)
         for drive in runs.values():  # warm-up: every worker caches the pool's facts, nothing recorded
             drive(2)
         found: dict[str, list[wrk.WrkRun]] = {name: [] for name in runs}
@@ -179,6 +195,17 @@ class Bench:
             [a.per_second / f.per_second for a, f in zip(authorize, floor, strict=True)]))
         self.figure(f"http {backend} p99 ratio", Figure.of_rounds(
             [a.p99_ms / f.p99_ms for a, f in zip(authorize, floor, strict=True)]))
+        if "gunicorn sync" in baselines:
+            sync, flask_floor = found["gunicorn sync authorize 100k"], found["flask floor"]
+            self.figure(f"http {backend} gunicorn sync authorize per second", Figure.of_rounds([run.per_second for run in sync]))
+            self.figure(f"http {backend} gunicorn sync authorize p99 ms", Figure.of_rounds([run.p99_ms for run in sync]))
+            self.figure(f"http {backend} flask floor per second", Figure.of_rounds([run.per_second for run in flask_floor]))
+            self.figure(f"http {backend} flask floor p99 ms", Figure.of_rounds([run.p99_ms for run in flask_floor]))
+            for name, against in (("gunicorn sync", sync), ("flask floor", flask_floor)):
+                self.figure(f"http {backend} authorize to {name} throughput", Figure.of_rounds(
+                    [a.per_second / b.per_second for a, b in zip(authorize, against, strict=True)]))
+                self.figure(f"http {backend} authorize to {name} p99", Figure.of_rounds(
+                    [a.p99_ms / b.p99_ms for a, b in zip(authorize, against, strict=True)]))
         self.figure(f"http {backend} authorize p50 ms 100k", Figure.of_rounds([run.p50_ms for run in authorize]))
         self.figure(f"http {backend} authorize p50 ms 1k", Figure.of_rounds([run.p50_ms for run in small_authorize]))
         self.figure(f"http {backend} authorize p50 flatness", Figure.of_rounds(

@@ -1,10 +1,10 @@
 """A soak test with faults: `make soak` (not part of `make test`), about two minutes, traffic on 127.0.0.1 only.
 
 Many client threads write and check against a 4-worker server (`authz serve`,
-gunicorn) on a PostgreSQL cluster of the soak's own (`bench/soak_pg.py`: the
+granian) on a PostgreSQL cluster of the soak's own (`bench/soak_pg.py`: the
 machine's shared server is never touched). A third of the way in, the database
 is stopped for a few seconds and started again; two thirds of the way in, one
-gunicorn worker is killed with SIGKILL. Afterwards the soak checks, against the
+worker is killed with SIGKILL. Afterwards the soak checks, against the
 database itself and through the API:
 
 - every acknowledged write (2xx with a `revision`) is in the change log with
@@ -610,7 +610,7 @@ class Server:
         return self.running.base
 
     def workers(self) -> set[int]:
-        """The gunicorn master's children (its workers)."""
+        """The master's children (its workers)."""
         return set(self.running.worker_pids())
 
     def database_connections(self, database_port: int) -> dict[int, int]:
@@ -879,7 +879,7 @@ def scan_server_log(log: Path) -> dict:
         try:
             entry = json.loads(line)
         except ValueError:
-            if "WORKER TIMEOUT" in line or "Worker (pid" in line or "Booting worker" in line or "Traceback" in line:
+            if any(sign in line for sign in ("Unexpected exit from worker", "Respawning worker", "crash loop", "Traceback")):
                 found[re.sub(r"\d+", "N", line.split("] ", 2)[-1])[:80]] += 1
             continue
         status = entry.get("status")
@@ -909,7 +909,7 @@ def machine() -> dict[str, str]:
         "memory": f"{memory / 1024 / 1024:.1f} GiB",
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "packages": ", ".join(f"{name} {metadata.version(name)}" for name in ("gunicorn", "flask", "sqlalchemy", "psycopg", "oso")),
+        "packages": ", ".join(f"{name} {metadata.version(name)}" for name in ("granian", "flask", "sqlalchemy", "psycopg", "oso")),
         "load average at start": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
     }
 
@@ -962,7 +962,7 @@ def run() -> dict:
                 "last allowed during": probe.last_allowed_during,
             }
             time.sleep(max(0.0, stats.started + 2 * RUN_SECONDS / 3 - now()))
-            # Fault 2: one gunicorn worker killed with SIGKILL; the master must replace it.
+            # Fault 2: one worker killed with SIGKILL; the master (granian) must replace it.
             # The victim: a worker killed inside a write transaction (a crash mid-write), else one at random.
             before = server.workers()
             floor = highest_ack()

@@ -44,8 +44,12 @@ class Who:
     api_key: str | None
 
 
+# Built once (json.dumps builds an encoder per call): bulk import hashes millions of entries.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
 
 
 def entry_hash(fields: dict[str, Any]) -> str:

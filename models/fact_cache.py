@@ -230,13 +230,17 @@ class FactCache:
             finally:
                 if not connection.closed:
                     connection.rollback()
-        except SQLAlchemyError as error:
+        except (SQLAlchemyError, sqlite3.Error, psycopg.Error) as error:  # the cold read runs on the driver itself
             self._drop_connection()
             raise Unavailable(f"the database cannot be read: {_short(error)}") from error
 
     def _connect(self) -> Connection:
         if self._connection is None or self._connection.closed:
             self._connection = self.db.engine.connect()
+            if not self.db.is_sqlite:
+                # Every read of the cache is one statement (one snapshot): without a transaction around it,
+                # a cold decision is one round trip to PostgreSQL, not two (no ROLLBACK after it).
+                self._connection = self._connection.execution_options(isolation_level="AUTOCOMMIT")
         return self._connection
 
     def _drop_connection(self) -> None:

@@ -3,7 +3,10 @@
 Each answer is the `after` of the latest change-log entry at or before the
 revision that touched the fact: an account's settings come from its creation
 and its billing-settings updates, a role from the account's creation and the
-member changes, a support agent from the support-agent changes. The current
+member changes, a support agent from the support-agent changes. A bulk import's
+entries (kind `import`, one per fact) have the same shapes: an account's (no user)
+holds its name and settings, a membership's (account and user) its role, a
+support agent's (no account) `support_agent`. The current
 tables are never read, so the answer is what the log says, whatever happened
 since.
 """
@@ -14,7 +17,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from models.changelog import current_revision
@@ -26,6 +29,12 @@ SETTINGS_KINDS = ("account.create", "billing_settings.update")
 ROLE_KINDS = ("account.create", "member.invite", "member.change_role", "member.remove")
 SUPPORT_KINDS = ("support_agent.add", "support_agent.remove")
 POLICY_KIND = "policy.load"
+IMPORT_KIND = "import"  # models/bulk_import.py
+_SETTINGS_CHANGES = or_(ChangeRow.kind.in_(SETTINGS_KINDS), and_(ChangeRow.kind == IMPORT_KIND, ChangeRow.user_id.is_(None)))
+_ROLE_CHANGES = or_(ChangeRow.kind.in_(ROLE_KINDS), and_(ChangeRow.kind == IMPORT_KIND, ChangeRow.user_id.is_not(None)))
+_SUPPORT_CHANGES = or_(
+    ChangeRow.kind.in_(SUPPORT_KINDS), and_(ChangeRow.kind == IMPORT_KIND, ChangeRow.account_id.is_(None))
+)
 
 
 class FactsAsOf:
@@ -41,7 +50,7 @@ class FactsAsOf:
         ).scalar()
 
     def account_settings(self, account_id: str) -> tuple[bool, bool] | None:
-        change = self._latest(ChangeRow.account_id == account_id, ChangeRow.kind.in_(SETTINGS_KINDS))
+        change = self._latest(ChangeRow.account_id == account_id, _SETTINGS_CHANGES)
         if change is None:
             return None
         after = json.loads(change.after)
@@ -52,14 +61,14 @@ class FactsAsOf:
 
     def role(self, user_id: str, account_id: str) -> str | None:
         change = self._latest(
-            ChangeRow.account_id == account_id, ChangeRow.user_id == user_id, ChangeRow.kind.in_(ROLE_KINDS)
+            ChangeRow.account_id == account_id, ChangeRow.user_id == user_id, _ROLE_CHANGES
         )
         if change is None:
             return None
         return "admin" if change.kind == "account.create" else json.loads(change.after)["role"]
 
     def is_support_agent(self, user_id: str) -> bool:
-        change = self._latest(ChangeRow.user_id == user_id, ChangeRow.kind.in_(SUPPORT_KINDS))
+        change = self._latest(ChangeRow.user_id == user_id, _SUPPORT_CHANGES)
         return change is not None and bool(json.loads(change.after)["support_agent"])
 
 

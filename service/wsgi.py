@@ -1,4 +1,4 @@
-"""The WSGI entry point gunicorn serves: `service.wsgi:app`, configured from the environment."""
+"""The WSGI entry point the server (`service/serving.py`, granian) serves: `service.wsgi:app`, configured from the environment."""
 
 from service.app import create_app
 

@@ -1,4 +1,4 @@
-"""Running the real service (`authz serve`: gunicorn, several workers) for black-box tests, the benchmarks and the soak."""
+"""Running the real service (`authz serve`: granian, several workers) for black-box tests, the benchmarks and the soak."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import requests
 from tests.support import TEST_KEY
 
 PROJECT = Path(__file__).resolve().parent.parent
-MASTER_PIDS: dict[str, int] = {}  # base URL -> gunicorn master pid (`authz serve` execs gunicorn in place)
+MASTER_PIDS: dict[str, int] = {}  # base URL -> the server master's pid (`authz serve` execs it in place)
 
 
 def free_port() -> int:
@@ -36,7 +36,7 @@ class RunningServer:
     workers: int
 
     def worker_pids(self) -> list[int]:
-        """The gunicorn master's children: its workers (a killed one's replacement included)."""
+        """The master's children: its workers (a killed one's replacement included)."""
         children: set[int] = set()
         for task in Path(f"/proc/{self.master_pid}/task").glob("*"):
             try:

@@ -46,7 +46,7 @@ def account(account_id: str) -> dict:
 
 @pytest.fixture
 def server(database_url) -> Iterator[str]:
-    """The real service (gunicorn, two workers) on this test's database; its base URL."""
+    """The real service (granian, two workers) on this test's database; its base URL."""
     with running_server(database_url) as base:
         yield base
 

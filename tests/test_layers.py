@@ -12,7 +12,7 @@ from policies.world import ROLES
 
 PROJECT = Path(__file__).resolve().parent.parent
 SERVER_SIDE = ("flask", "werkzeug", "sqlalchemy", "alembic", "psycopg", "oso", "polar", "marshmallow", "apispec",
-               "gunicorn", "prometheus_client", "yaml", "click")
+               "gunicorn", "granian", "prometheus_client", "yaml", "click")
 
 
 def test_the_stored_roles_are_the_policys_roles():

@@ -1,4 +1,4 @@
-"""The contract against the real server: gunicorn with several workers, over HTTP, on both databases."""
+"""The contract against the real server: granian with several workers, over HTTP, on both databases."""
 
 from __future__ import annotations
 

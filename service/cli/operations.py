@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
-import tempfile
-from pathlib import Path
 
 import click
 
@@ -16,26 +13,21 @@ from service.cli.common import build_runtime, fail
 from service.core.errors import ANSWERED
 from service.core.records import parse_anchor
 
-SERVICE_DIR = Path(__file__).resolve().parent.parent  # service/: gunicorn_conf.py and wsgi.py
-
 
 @click.command()
 @click.option("--host", default=lambda: os.environ.get("AUTHZ_HOST", "127.0.0.1"), show_default="127.0.0.1")
 @click.option("--port", default=lambda: int(os.environ.get("PORT", "8000")), type=int, show_default="$PORT or 8000")
-@click.option("--workers", default=lambda: int(os.environ.get("AUTHZ_WORKERS", "2")), type=int, show_default="2")
-def serve(host: str, port: int, workers: int) -> None:
-    """Serve the API with gunicorn (the app migrates the database as it loads)."""
-    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if not metrics_dir:
-        metrics_dir = tempfile.mkdtemp(prefix="authz-metrics-")
-    else:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-        Path(metrics_dir).mkdir(parents=True)
-    os.environ.update(
-        PROMETHEUS_MULTIPROC_DIR=metrics_dir, AUTHZ_HOST=host, PORT=str(port), AUTHZ_WORKERS=str(workers)
-    )
-    config = str(SERVICE_DIR / "gunicorn_conf.py")
-    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "--config", config, "service.wsgi:app"])
+@click.option("--workers", default=lambda: int(os.environ.get("AUTHZ_WORKERS", "2")), type=int,
+              show_default="$AUTHZ_WORKERS or 2", help="worker processes")
+@click.option("--threads", default=lambda: int(os.environ.get("AUTHZ_THREADS", "2")), type=int,
+              show_default="$AUTHZ_THREADS or 2", help="threads running the app in each worker")
+def serve(host: str, port: int, workers: int, threads: int) -> None:
+    """Serve the API with granian (the database is migrated and the policy taken up before the workers start)."""
+    if workers < 1 or threads < 1:
+        fail("--workers and --threads must be at least 1")
+    os.environ.update(AUTHZ_HOST=host, PORT=str(port), AUTHZ_WORKERS=str(workers), AUTHZ_THREADS=str(threads))
+    # In place: this process becomes the server's master (its pid is the one to send SIGHUP and SIGTERM to).
+    os.execv(sys.executable, [sys.executable, "-m", "service.serving"])
 
 
 @click.command()

@@ -10,7 +10,7 @@ A policy file becomes the policy in force only once it loads (the compiler
 refuses what it could not enforce exactly), passes every scenario of
 `policies/scenarios` and satisfies every property of
 `policies/properties.yaml`: at start (`authz serve`), on SIGHUP to the
-gunicorn master, or on `POST /v1/policy/reload`. Otherwise the previous policy
+server's master (`service/serving.py`), or on `POST /v1/policy/reload`. Otherwise the previous policy
 keeps serving and the reason is logged and answered. The change-log entry of
 a policy taken up records what it changes against the one before, in words.
 """

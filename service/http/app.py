@@ -10,6 +10,7 @@ from flask import Flask
 
 from service.http.errors import register_error_handlers
 from service.http.json_body import MAX_BODY_BYTES
+from service.http.limits import check_sizes
 from service.http.logs import request_logging
 from service.http.metrics import instrument
 from service.http.routes.decisions import decisions
@@ -28,3 +29,4 @@ def install_api(app: Flask) -> None:
     register_error_handlers(app)
     instrument(app)
     request_logging(app)
+    check_sizes(app)  # after the request is timed and identified, so that its refusal is counted and logged

@@ -1,4 +1,4 @@
-"""gunicorn settings for `authz serve` (and `make serve`)."""
+"""gunicorn settings for the side-by-side benchmarks (bench/servers.py, bench/run.py): the server `authz serve` used before granian."""
 
 import os
 
