@@ -44,10 +44,11 @@ chromium:
 		|| (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
 		|| echo "chromium could not be installed: the browser test will skip"
 
-## Measure the targets of the performance issue (5-10 minutes) and write bench/RESULTS.md; not part of `make test`.
+## Measure the targets of the performance issue (5-10 minutes) and write bench/RESULTS.md; with BENCH_LARGE=1 also the 1,000,000-account shape (bench/LARGE.md, 20-30 minutes more); not part of `make test`.
 bench: $(INSTALLED)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.run
+	@if [ -n "$$BENCH_LARGE" ] && [ "$$BENCH_LARGE" != 0 ]; then $(BIN)/python -m bench.large; fi
 
 ## Soak test with faults (about 2 minutes, on a throwaway PostgreSQL cluster of its own, 127.0.0.1 only); writes bench/SOAK.md; not part of `make test`.
 soak: $(INSTALLED)

@@ -129,6 +129,7 @@ def _load_sqlite(db: Database, data: DataSet) -> None:
             insert(MembershipRow.__table__),
             [{"account_id": account, "user_id": user, "role": role} for account, user, role in data.memberships],
         )
+    db.analyze()  # migrate() gathered statistics on the empty tables: plan on the loaded ones
     with db.engine.connect() as connection:
         # Fold the write-ahead log into the file: the servers start from a settled file.
         connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")

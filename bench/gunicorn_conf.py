@@ -31,3 +31,10 @@ def on_reload(server):
 
     result = app.extensions["authz"].keeper.reload()
     (server.log.info if result.loaded else server.log.error)("policy reload: %s", result.reason)
+
+
+def worker_exit(server, worker):
+    """A worker stopping gracefully writes what its decision log still buffers."""
+    from service.wsgi import app
+
+    app.extensions["authz"].close()

@@ -98,6 +98,20 @@ class Database:
                 # autovacuum does this by itself): once, so a bulk-loaded store is planned well.
                 connection.exec_driver_sql("ANALYZE")
 
+    def analyze(self) -> None:
+        """Refresh the planner's statistics after a bulk load (SQLite keeps the ones gathered on empty tables).
+
+        PostgreSQL: the fact tables are vacuumed too, so that their visibility map lets a decision's
+        lookups be index-only (without it every cold lookup also reads the table's page).
+        """
+        if self.is_sqlite:
+            with self.write_engine.begin() as connection:
+                connection.exec_driver_sql("ANALYZE")
+        else:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.exec_driver_sql("VACUUM (ANALYZE) accounts, memberships, support_agents")
+                connection.exec_driver_sql("ANALYZE changes")
+
     def dispose(self, close: bool = True) -> None:
         """Drop every pooled connection: closed at shutdown, left to the parent after a fork (`close=False`)."""
         self.engine.dispose(close=close)

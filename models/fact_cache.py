@@ -15,6 +15,7 @@ import os
 import sqlite3
 import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -37,7 +38,11 @@ _CHANGES_SINCE = (
     .limit(bindparam("limit"))
 )
 MAX_CACHED_FACTS = 2_000_000
+CACHE_DROP_KIND = "cache.drop"  # a change-log entry telling every process to forget its cached facts
 MAX_REPLAYED_CHANGES = 10_000
+# Key ids presented but not stored, remembered so a caller retrying a wrong key does not cost a read each time;
+# the least recently presented are forgotten first, so random keys cannot make the process grow.
+MAX_UNKNOWN_KEY_IDS = 1024
 T = TypeVar("T")
 
 
@@ -55,7 +60,8 @@ class FactCache:
         self._settings: dict[str, tuple[bool, bool] | None] = {}
         self._roles: dict[tuple[str, str], str | None] = {}
         self._support: dict[str, bool] = {}
-        self._keys: dict[str, tuple[str, str, str | None] | None] = {}
+        self._keys: dict[str, tuple[str, str, str | None, str]] = {}  # stored keys: as many as were ever created
+        self._unknown_keys: OrderedDict[str, None] = OrderedDict()  # least recently presented first
         self._connection: Connection | None = None
         self._pid = 0
 
@@ -99,6 +105,8 @@ class FactCache:
             self._reset()  # far behind: forgetting everything is cheaper than replaying
             return
         for revision, kind, account, user in rows:
+            if kind == CACHE_DROP_KIND:  # after a repair in the database: every process reads every fact again
+                self._forget()
             self._evict(kind, account, user)
             self.revision = revision
             if kind == "policy.load":
@@ -107,10 +115,7 @@ class FactCache:
     def _reset(self) -> None:
         """Forget every cached fact and start from the latest revision."""
         self.watcher.changed(self.revision)  # what the watcher reports from now on is newer than what we read
-        self._settings.clear()
-        self._roles.clear()
-        self._support.clear()
-        self._keys.clear()
+        self._forget()
         connection = self._connect()
         try:
             self.revision = current_revision(connection)
@@ -118,9 +123,17 @@ class FactCache:
             connection.rollback()
         self.on_policy_change()
 
+    def _forget(self) -> None:
+        self._settings.clear()
+        self._roles.clear()
+        self._support.clear()
+        self._keys.clear()
+        self._unknown_keys.clear()
+
     def _evict(self, kind: str, account: str | None, user: str | None) -> None:
         if kind.startswith("api_key."):
             self._keys.clear()
+            self._unknown_keys.clear()
         if account is not None:
             self._settings.pop(account, None)
             if user is not None:
@@ -183,13 +196,24 @@ class FactCache:
             self._support[sys.intern(user_id)] = value
             return value
 
-    def api_key(self, key_id: str) -> tuple[str, str, str | None] | None:
+    def api_key(self, key_id: str) -> tuple[str, str, str | None, str] | None:
+        """(secret_sha256, scopes, revoked_at, name) of a stored key, or None; unknown ids are remembered, at
+        most MAX_UNKNOWN_KEY_IDS of them (least recently presented forgotten first)."""
         with self.lock:
-            try:
-                return self._keys[key_id]
-            except KeyError:
-                value = self._keys[key_id] = self._fetch(lambda facts: facts.api_key(key_id))
+            stored = self._keys.get(key_id)
+            if stored is not None:
+                return stored
+            if key_id in self._unknown_keys:
+                self._unknown_keys.move_to_end(key_id)
+                return None
+            value = self._fetch(lambda facts: facts.api_key(key_id))
+            if value is not None:
+                self._keys[key_id] = value
                 return value
+            self._unknown_keys[key_id] = None
+            if len(self._unknown_keys) > MAX_UNKNOWN_KEY_IDS:
+                self._unknown_keys.popitem(last=False)
+            return None
 
     # -- plumbing -----------------------------------------------------------
 
@@ -206,13 +230,17 @@ class FactCache:
             finally:
                 if not connection.closed:
                     connection.rollback()
-        except SQLAlchemyError as error:
+        except (SQLAlchemyError, sqlite3.Error, psycopg.Error) as error:  # the cold read runs on the driver itself
             self._drop_connection()
             raise Unavailable(f"the database cannot be read: {_short(error)}") from error
 
     def _connect(self) -> Connection:
         if self._connection is None or self._connection.closed:
             self._connection = self.db.engine.connect()
+            if not self.db.is_sqlite:
+                # Every read of the cache is one statement (one snapshot): without a transaction around it,
+                # a cold decision is one round trip to PostgreSQL, not two (no ROLLBACK after it).
+                self._connection = self._connection.execution_options(isolation_level="AUTOCOMMIT")
         return self._connection
 
     def _drop_connection(self) -> None:

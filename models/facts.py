@@ -42,7 +42,7 @@ _EVERYTHING = select(
     ),
     _scalar(select(func.count()).select_from(SupportAgentRow).where(SupportAgentRow.user_id == bindparam("other"))),
 )
-_API_KEY = select(ApiKeyRow.secret_sha256, ApiKeyRow.scopes, ApiKeyRow.revoked_at).where(ApiKeyRow.id == bindparam("key"))
+_API_KEY = select(ApiKeyRow.secret_sha256, ApiKeyRow.scopes, ApiKeyRow.revoked_at, ApiKeyRow.name).where(ApiKeyRow.id == bindparam("key"))
 # A cache of every fact of a large store holds hundreds of thousands of values: share the few distinct ones.
 _SETTINGS_VALUES = {(r, a): (r, a) for r in (False, True) for a in (False, True)}
 _ROLE_VALUES = {role: role for role in STORED_ROLES}
@@ -67,9 +67,15 @@ class DbFacts:
 
     def everything(self, user_id: str, account_id: str, other_user_id: str) -> tuple:
         """(settings, user's role, user is support, other's role, other is support) in one query."""
-        restricted, auto_add, role, support, other_role, other_support = self.connection.execute(
-            _EVERYTHING, {"account": account_id, "user": user_id, "other": other_user_id}
-        ).one()
+        values = {"account": account_id, "user": user_id, "other": other_user_id}
+        if isinstance(self.connection, Connection):
+            # A cold decision's one statement, sent on the driver's own connection: the statement is compiled
+            # once per dialect and PostgreSQL keeps it prepared, and no SQLAlchemy execution machinery runs.
+            restricted, auto_add, role, support, other_role, other_support = _driver_row(self.connection, values)
+        else:
+            restricted, auto_add, role, support, other_role, other_support = self.connection.execute(
+                _EVERYTHING, values
+            ).one()
         settings = _SETTINGS_VALUES[bool(restricted), bool(auto_add)] if restricted is not None else None
         return (
             settings,
@@ -79,9 +85,28 @@ class DbFacts:
             bool(other_support),
         )
 
-    def api_key(self, key_id: str) -> tuple[str, str, str | None] | None:
+    def api_key(self, key_id: str) -> tuple[str, str, str | None, str] | None:
+        """(secret's sha256, scopes, revoked at or None, name) of a stored key."""
         row = self.connection.execute(_API_KEY, {"key": key_id}).first()
-        return (row[0], row[1], row[2]) if row is not None else None
+        return (row[0], row[1], row[2], row[3]) if row is not None else None
+
+
+_COMPILED: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+
+
+def _driver_row(connection: Connection, values: dict[str, str]) -> tuple:
+    """`_EVERYTHING`'s one row, executed on the DBAPI connection under `connection` (no transaction is begun)."""
+    dialect = connection.dialect
+    try:
+        sql, positions = _COMPILED[dialect.name]
+    except KeyError:
+        compiled = _EVERYTHING.compile(dialect=dialect)
+        sql, positions = _COMPILED[dialect.name] = (str(compiled), compiled.positiontup)
+    driver = connection.connection.driver_connection
+    parameters = [values[name] for name in positions] if positions else values
+    if dialect.name == "postgresql":
+        return driver.execute(sql, parameters, prepare=True).fetchone()
+    return driver.execute(sql, parameters).fetchone()
 
 
 class TransactionFacts(DbFacts):

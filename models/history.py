@@ -3,7 +3,10 @@
 Each answer is the `after` of the latest change-log entry at or before the
 revision that touched the fact: an account's settings come from its creation
 and its billing-settings updates, a role from the account's creation and the
-member changes, a support agent from the support-agent changes. The current
+member changes, a support agent from the support-agent changes. A bulk import's
+entries (kind `import`, one per fact) have the same shapes: an account's (no user)
+holds its name and settings, a membership's (account and user) its role, a
+support agent's (no account) `support_agent`. The current
 tables are never read, so the answer is what the log says, whatever happened
 since.
 """
@@ -14,18 +17,24 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from models.changelog import current_revision
 from models.database import Database
 from models.errors import RevisionAhead
-from models.tables import AccountRow, ApiKeyRow, ChangeRow, MembershipRow, SupportAgentRow
+from models.tables import ChangeRow
 
 SETTINGS_KINDS = ("account.create", "billing_settings.update")
 ROLE_KINDS = ("account.create", "member.invite", "member.change_role", "member.remove")
 SUPPORT_KINDS = ("support_agent.add", "support_agent.remove")
 POLICY_KIND = "policy.load"
+IMPORT_KIND = "import"  # models/bulk_import.py
+_SETTINGS_CHANGES = or_(ChangeRow.kind.in_(SETTINGS_KINDS), and_(ChangeRow.kind == IMPORT_KIND, ChangeRow.user_id.is_(None)))
+_ROLE_CHANGES = or_(ChangeRow.kind.in_(ROLE_KINDS), and_(ChangeRow.kind == IMPORT_KIND, ChangeRow.user_id.is_not(None)))
+_SUPPORT_CHANGES = or_(
+    ChangeRow.kind.in_(SUPPORT_KINDS), and_(ChangeRow.kind == IMPORT_KIND, ChangeRow.account_id.is_(None))
+)
 
 
 class FactsAsOf:
@@ -41,7 +50,7 @@ class FactsAsOf:
         ).scalar()
 
     def account_settings(self, account_id: str) -> tuple[bool, bool] | None:
-        change = self._latest(ChangeRow.account_id == account_id, ChangeRow.kind.in_(SETTINGS_KINDS))
+        change = self._latest(ChangeRow.account_id == account_id, _SETTINGS_CHANGES)
         if change is None:
             return None
         after = json.loads(change.after)
@@ -52,14 +61,14 @@ class FactsAsOf:
 
     def role(self, user_id: str, account_id: str) -> str | None:
         change = self._latest(
-            ChangeRow.account_id == account_id, ChangeRow.user_id == user_id, ChangeRow.kind.in_(ROLE_KINDS)
+            ChangeRow.account_id == account_id, ChangeRow.user_id == user_id, _ROLE_CHANGES
         )
         if change is None:
             return None
         return "admin" if change.kind == "account.create" else json.loads(change.after)["role"]
 
     def is_support_agent(self, user_id: str) -> bool:
-        change = self._latest(ChangeRow.user_id == user_id, ChangeRow.kind.in_(SUPPORT_KINDS))
+        change = self._latest(ChangeRow.user_id == user_id, _SUPPORT_CHANGES)
         return change is not None and bool(json.loads(change.after)["support_agent"])
 
 
@@ -112,72 +121,3 @@ def policy_versions(db: Database) -> list[dict]:
                 }
             )
         return versions
-
-
-def facts_drift(session: Session, limit: int = 20) -> list[str]:
-    """Where the fact tables differ from the facts the change log rebuilds (a change made behind its back).
-
-    Replays every entry, then compares accounts, memberships, support agents
-    and API keys with the tables; answers at most `limit` differences.
-    """
-    accounts: dict[str, tuple] = {}
-    roles: dict[tuple[str, str], str] = {}
-    support: set[str] = set()
-    keys: dict[str, tuple] = {}
-    for change in session.execute(select(ChangeRow).order_by(ChangeRow.revision).execution_options(yield_per=1000)).scalars():
-        after = json.loads(change.after)
-        if change.kind == "account.create":
-            accounts[change.account_id] = (
-                after["name"],
-                after["restrict_subscription_to_payment_manager"],
-                after["auto_add_subscription_invoices_to_purchases"],
-            )
-            roles[change.account_id, change.user_id] = "admin"
-        elif change.kind == "billing_settings.update":
-            name = accounts.get(change.account_id, (None,))[0]
-            accounts[change.account_id] = (
-                name,
-                after["restrict_subscription_to_payment_manager"],
-                after["auto_add_subscription_invoices_to_purchases"],
-            )
-        elif change.kind in ROLE_KINDS:
-            if after["role"] is None:
-                roles.pop((change.account_id, change.user_id), None)
-            else:
-                roles[change.account_id, change.user_id] = after["role"]
-        elif change.kind in SUPPORT_KINDS:
-            (support.add if after["support_agent"] else support.discard)(change.user_id)
-        elif change.kind == "api_key.create":
-            keys[after["key"]] = (after["scopes"], False, after.get("secret_sha256"))
-        elif change.kind == "api_key.revoke" and after["key"] in keys:
-            scopes, _revoked, secret = keys[after["key"]]
-            keys[after["key"]] = (scopes, True, secret)
-
-    stored_accounts = {
-        a.id: (a.name, a.restrict_subscription_to_payment_manager, a.auto_add_subscription_invoices_to_purchases)
-        for a in session.execute(select(AccountRow)).scalars()
-    }
-    stored_roles = {(m.account_id, m.user_id): m.role for m in session.execute(select(MembershipRow)).scalars()}
-    stored_support = set(session.execute(select(SupportAgentRow.user_id)).scalars())
-    stored_keys = {
-        k.id: (k.scopes, k.revoked_at is not None, k.secret_sha256) for k in session.execute(select(ApiKeyRow)).scalars()
-    }
-    drift: list[str] = []
-    drift += _differences("account", accounts, stored_accounts)
-    drift += _differences("membership", roles, stored_roles)
-    drift += [f"support agent {u}: in the table, not in the log" for u in sorted(stored_support - support)]
-    drift += [f"support agent {u}: in the log, not in the table" for u in sorted(support - stored_support)]
-    drift += _differences("API key (scopes, revoked, secret sha256)", keys, stored_keys)
-    return drift[:limit]
-
-
-def _differences(what: str, logged: dict, stored: dict) -> list[str]:
-    found = []
-    for key in sorted(set(logged) | set(stored), key=str):
-        if key not in stored:
-            found.append(f"{what} {key}: in the log ({logged[key]}), not in the table")
-        elif key not in logged:
-            found.append(f"{what} {key}: in the table ({stored[key]}), not in the log")
-        elif logged[key] != stored[key]:
-            found.append(f"{what} {key}: the table says {stored[key]}, the log says {logged[key]}")
-    return found

@@ -6,10 +6,13 @@ what is here serves the auditor's pages and the command-line tool.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from dataclasses import dataclass
 
+from sqlalchemy import or_, select
+
+from models.changelog import entry_document
 from models.database import Database
-from models.tables import AccountRow, ApiKeyRow
+from models.tables import AccountRow, ApiKeyRow, ChangeRow
 
 
 def accounts_page(db: Database, *, after: str, limit: int) -> list[tuple[str, str]]:
@@ -34,3 +37,75 @@ def api_keys(db: Database) -> list[dict]:
             {"id": k.id, "name": k.name, "scopes": k.scopes, "created_at": k.created_at, "revoked_at": k.revoked_at}
             for k in keys
         ]
+
+
+@dataclass(frozen=True)
+class ChangeFilter:
+    """Which change-log entries a page shows: any of these left None is not a filter.
+
+    `user`: the user a change is about, or the one who asked for it. `since` (inclusive)
+    and `until` (exclusive): times as the log writes them (`2026-12-01T09:30:00.000000Z`).
+    """
+
+    account: str | None = None
+    user: str | None = None
+    kind: str | None = None
+    since: str | None = None
+    until: str | None = None
+
+    def conditions(self) -> list:
+        found = []
+        if self.account is not None:
+            found.append(ChangeRow.account_id == self.account)
+        if self.user is not None:
+            found.append(or_(ChangeRow.user_id == self.user, ChangeRow.acting_user == self.user))
+        if self.kind is not None:
+            found.append(ChangeRow.kind == self.kind)
+        if self.since is not None:
+            found.append(ChangeRow.at >= self.since)
+        if self.until is not None:
+            found.append(ChangeRow.at < self.until)
+        return found
+
+
+@dataclass(frozen=True)
+class ChangePage:
+    """A page of entries, oldest first, and whether the filter holds entries before and after it."""
+
+    entries: list[dict]
+    more_before: bool
+    more_after: bool
+
+
+def change_page(db: Database, where: ChangeFilter, *, after: int = 0, before: int | None = None, limit: int) -> ChangePage:
+    """At most `limit` entries matching `where`: the first after revision `after`, or with `before`, the last before it."""
+    conditions = where.conditions()
+    with db.read() as session:
+        query = select(ChangeRow).where(*conditions)
+        if before is not None:
+            query = query.where(ChangeRow.revision < before).order_by(ChangeRow.revision.desc())
+        else:
+            query = query.where(ChangeRow.revision > after).order_by(ChangeRow.revision)
+        rows = list(session.execute(query.limit(limit)).scalars())
+        if before is not None:
+            rows.reverse()
+        entries = [entry_document(row) for row in rows]
+        if not entries:
+            return ChangePage([], False, False)
+
+        def exists(condition) -> bool:
+            return session.execute(select(ChangeRow.revision).where(*conditions, condition).limit(1)).first() is not None
+
+        return ChangePage(
+            entries, exists(ChangeRow.revision < entries[0]["revision"]), exists(ChangeRow.revision > entries[-1]["revision"])
+        )
+
+
+def revision_at(db: Database, moment: str) -> int:
+    """The latest revision written at or before `moment` (a time as the log writes it); 0 before the first."""
+    with db.read() as session:
+        found = session.execute(
+            select(ChangeRow.revision).where(ChangeRow.at <= moment).order_by(ChangeRow.at.desc(), ChangeRow.revision.desc())
+            .limit(1)
+        ).scalar()
+        return found or 0

@@ -1,4 +1,4 @@
-"""The stored facts as tables: accounts, memberships, support agents, API keys, the change log and its counter.
+"""The stored facts as tables: accounts, memberships, support agents, API keys, the change log, its counter and checkpoints.
 
 Each class is named after its table's row (`AccountRow`), so it is never taken for the
 Polar class of the same business name (`policies.world.Account`).
@@ -97,6 +97,8 @@ class ChangeRow(Base):
         Index("changes_by_account", "account_id", "revision"),
         Index("changes_by_user", "user_id", "revision"),
         Index("changes_by_kind", "kind", "revision"),
+        Index("changes_by_acting_user", "acting_user", "revision"),  # migration 0008
+        Index("changes_by_time", "at"),  # migration 0008
     )
 
     revision: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -123,3 +125,37 @@ class RevisionCounterRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     revision: Mapped[int] = mapped_column(BigInteger)
+
+
+class CheckpointRow(Base):
+    """The change log's head at one moment, signed (HMAC-SHA256) when the service has a checkpoint key."""
+
+    __tablename__ = "checkpoints"
+
+    revision: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[str] = mapped_column(String(40))
+    signature: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class VerificationRow(Base):
+    """One walk of the chain: complete (from the first entry, with the fact tables) or the tail since the last one.
+
+    `revision`/`hash`: the last entry it checked; `drift`: a JSON list of the first differences.
+    """
+
+    __tablename__ = "verifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[str] = mapped_column(String(40))
+    complete: Mapped[bool] = mapped_column()
+    ok: Mapped[bool] = mapped_column()
+    checked_from: Mapped[int] = mapped_column(BigInteger)
+    revision: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    entries: Mapped[int] = mapped_column(BigInteger)
+    first_bad_revision: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    problem: Mapped[str | None] = mapped_column(Text, default=None)
+    drift_count: Mapped[int] = mapped_column(BigInteger)
+    drift: Mapped[str] = mapped_column(Text)
+    signature: Mapped[str | None] = mapped_column(String(64), default=None)

@@ -44,6 +44,7 @@ _COUNT_WITH_ROLE = select(func.count()).where(
 )
 _ACCOUNT = select(AccountRow).where(AccountRow.id == bindparam("account"))
 _LOCKED_ACCOUNT = _ACCOUNT.with_for_update()
+_KEY_REVOKED = select(ApiKeyRow.id).where(ApiKeyRow.id == bindparam("key"), ApiKeyRow.revoked_at.is_not(None))
 
 
 class Transaction:
@@ -84,6 +85,11 @@ class Transaction:
 
     def api_key(self, key_id: str) -> ApiKeyRow | None:
         return self.session.get(ApiKeyRow, key_id)
+
+    def key_revoked(self, key_id: str) -> bool:
+        """Whether a stored API key of this id is revoked, read now (not from the session's memory): on PostgreSQL
+        each statement sees every commit before it, so after this transaction's locks it sees a revocation that beat it."""
+        return self.session.execute(_KEY_REVOKED, {"key": key_id}).first() is not None
 
     def recorded_policy(self) -> tuple[int, str, str] | None:
         """The policy in force as the log records it: (revision, sha256, text)."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Flask
 
+from service.audit.records import records as audit_records
 from service.audit.routes import audit
 from service.core.runtime import Runtime
 from service.http.app import install_api
@@ -20,4 +21,5 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["authz"] = Runtime.build(config)
     install_api(app)
     app.register_blueprint(audit)  # the auditor pages: HTML, not part of the JSON API
+    app.register_blueprint(audit_records)  # ... on decisions and access
     return app

@@ -14,7 +14,8 @@ then forks the workers, each with `AUTHZ_THREADS` threads running the app.
   worker with a fresh fork, one at a time. Workers also follow the change log,
   so a policy taken up anywhere reaches them either way.
 - SIGTERM or SIGINT: the workers stop accepting, finish the requests in
-  flight (at most `GRACEFUL_SECONDS`, then they are killed) and exit; the
+  flight (at most `GRACEFUL_SECONDS`, then they are killed), write what their
+  decision log still buffers and exit; the
   Prometheus folder this process made is removed.
 - `PROMETHEUS_MULTIPROC_DIR`: every worker writes its metrics there and
   `/metrics` sums them. Unset, a temporary folder is made and removed at exit.
@@ -23,6 +24,7 @@ then forks the workers, each with `AUTHZ_THREADS` threads running the app.
 from __future__ import annotations
 
 import logging
+import multiprocessing.util
 import os
 import shutil
 import tempfile
@@ -35,10 +37,15 @@ log = logging.getLogger("authz.server")
 
 
 def worker_app():
-    """In a freshly forked worker: the master's app, its database connections left to the master."""
+    """In a freshly forked worker: the master's app, its database connections left to the master.
+
+    A granian worker is a multiprocessing process: when it stops gracefully, its exit runs the
+    finalizers registered here, so the decision log writes what it still buffers."""
     from service.wsgi import app
 
-    app.extensions["authz"].after_fork()
+    runtime = app.extensions["authz"]
+    runtime.after_fork()
+    multiprocessing.util.Finalize(None, runtime.close, exitpriority=10)
     return app
 
 

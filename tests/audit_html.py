@@ -7,7 +7,10 @@ from html.parser import HTMLParser
 
 from tests.support import TEST_KEY
 
-PAGES = ["/audit/", "/audit/policy", "/audit/matrix", "/audit/changes", "/audit/changes?account=acc_b", "/audit/explain"]
+PAGES = [
+    "/audit/", "/audit/policy", "/audit/matrix", "/audit/changes", "/audit/changes?account=acc_b", "/audit/explain",
+    "/audit/decisions", "/audit/decisions?actor=u_client&allowed=false",
+]
 VOID = {"br", "hr", "img", "input", "meta", "link", "option", "source", "wbr"}
 
 

@@ -19,7 +19,7 @@ from service.app import create_app
 from tests.support import TEST_KEY, Api, flask_transport
 
 POSTGRES_ADMIN = os.environ.get("AUTHZ_TEST_POSTGRES", "postgresql://127.0.0.1:5432/postgres")
-TABLES = ("memberships", "accounts", "support_agents", "api_keys", "changes")
+TABLES = ("memberships", "accounts", "support_agents", "api_keys", "changes", "decisions", "checkpoints", "verifications")
 
 
 def _postgres_reachable() -> str | None:
@@ -105,6 +105,7 @@ def app(database_url):
     app = create_app({"DATABASE_URL": database_url, "AUTHZ_PRESHARED_KEY": TEST_KEY, "MIGRATE": False})
     yield app
     runtime = app.extensions["authz"]
+    runtime.close()
     runtime.cache.close()
     runtime.db.dispose()
 

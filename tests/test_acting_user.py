@@ -168,7 +168,11 @@ def test_every_endpoint_refuses_an_unknown_query_parameter(api, declared):
     assert api.revision() == before
 
 
-VALID_QUERY_VALUES = {"acting_user": "u_1", "account": "acc_1", "after": "0", "limit": "10"}
+VALID_QUERY_VALUES = {
+    "acting_user": "u_1", "account": "acc_1", "after": "0", "limit": "10",
+    "actor": "u_1", "action": "read", "allowed": "true", "since": "2026-12-01", "until": "2026-12-02",  # /v1/decisions
+    "user": "u_1", "format": "json",  # /v1/access-review
+}
 
 
 @pytest.mark.parametrize(

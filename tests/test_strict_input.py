@@ -83,6 +83,7 @@ PARSER_DIFFERENTIALS = [
      "not UTF-8"),
     (b"\xef\xbb\xbf" + json.dumps(CHECK).encode(), "not valid JSON"),  # a byte-order mark
     (b"\xed\xa0\x80", "not UTF-8"),  # a surrogate encoded as UTF-8
+    (b"\xc2\xa0", "not valid JSON"),  # a no-break space: not JSON's whitespace, so not an empty body
     (json.dumps({**CHECK, "actor": {"type": "User", "id": "u_1\ud800"}}).encode(), "lone UTF-16 surrogate"),
     (b'{"actor": {"type": "User", "id": "\\udfff"}, "action": "read", "resource": {"type": "Account", "id": "a"}}',
      "lone UTF-16 surrogate"),
@@ -167,6 +168,11 @@ def test_a_huge_body_where_none_is_taken_is_a_413(seeded):
 @pytest.mark.parametrize("name", ["after", "limit"])
 def test_query_integers_are_plain_ascii_digits(seeded, name, value):
     refused(seeded.get(f"/v1/changes?{name}={value}"), 400, "invalid_request", name)
+
+
+@pytest.mark.parametrize("query", ["after=%2B5", "after=%205", "limit=5%20", "limit=%D9%A3", "after=9223372036854775808"])
+def test_every_audit_query_reads_integers_as_strictly(seeded, query):
+    refused(seeded.get(f"/v1/decisions?{query}"), 400, "invalid_request", query.split("=")[0])
 
 
 def test_plain_digits_are_read(seeded):

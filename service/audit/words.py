@@ -103,9 +103,23 @@ def _api_key_revoke(entry: dict, who: str) -> str:
     return f"{who} revoked API key {entry['after'].get('key')}"
 
 
+def _import(entry: dict, who: str) -> str:
+    """One fact of a bulk import (`authz import`): an account's settings, a role, or a support agent."""
+    after = entry["after"]
+    if entry["account"] is None:
+        return f"{who} imported {entry['user']} as a support agent"
+    if entry["user"] is None:
+        return f"{who} imported account {entry['account']} ({after.get('name')})"
+    return f"{who} imported {entry['user']} as {after.get('role')} of {entry['account']}"
+
+
 def _policy_load(entry: dict, who: str) -> str:
     sha = str(entry["after"].get("sha256", ""))
     return f"{who} put policy {sha[:SHA_SHOWN]} in force"
+
+
+def _cache_drop(entry: dict, who: str) -> str:
+    return f"{who} made every process drop its cached facts and read them again from the database"
 
 
 SENTENCES: dict[str, Callable[[dict, str], str]] = {
@@ -119,6 +133,8 @@ SENTENCES: dict[str, Callable[[dict, str], str]] = {
     "api_key.create": _api_key_create,
     "api_key.revoke": _api_key_revoke,
     "policy.load": _policy_load,
+    "import": _import,
+    "cache.drop": _cache_drop,
 }
 
 

@@ -1,4 +1,4 @@
-"""Operating the service: serve, migrate, API keys (create, list, revoke), the change log (list, verify)."""
+"""Operating the service: serve, migrate, API keys (create, list, revoke), the change log (list, head, verify), cache drop."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import sys
 
 import click
 
+from models.changelog import Who
 from service.cli.common import build_runtime, fail
 from service.core.errors import ANSWERED
+from service.core.records import parse_anchor
 
 
 @click.command()
@@ -110,19 +112,71 @@ def changes_list(account: str | None, after: int, limit: int) -> None:
         )
 
 
+@changes.command("head")
+def changes_head() -> None:
+    """Print `REVISION SHA256` of the latest entry: note it somewhere the database's writers cannot reach."""
+    click.echo(str(_records().head()))
+
+
 @changes.command("verify")
-def changes_verify() -> None:
-    """Check the hash chain of the whole log, then the fact tables against it. Exit 0 intact, 1 tampered."""
-    runtime = build_runtime()
-    result = runtime.store.verify_changes()
+@click.option(
+    "--expect", "expected", default=None, metavar="REVISION:SHA256",
+    help="a head noted earlier (`authz changes head`): fail if that entry's hash is no longer this one",
+)
+def changes_verify(expected: str | None) -> None:
+    """Check the hash chain of the whole log, then the fact tables against it. Exit 0 intact, 1 tampered.
+
+    With AUTHZ_CHECKPOINT_KEY set, every signed checkpoint is checked too. The result is recorded:
+    the auditor pages then check only the entries written since.
+    """
+    anchor = None
+    if expected is not None:
+        try:
+            anchor = parse_anchor(expected)
+        except ValueError as error:
+            fail(str(error))
+    result = _records().verify(expect=anchor)
     if result.ok:
         click.echo(f"intact: {result.entries} entries, revisions 1 to {result.revision}")
+        click.echo(f"head {result.head}")
         return
     where = f" at revision {result.first_bad_revision}" if result.first_bad_revision is not None else ""
     click.echo(f"TAMPERED{where}: {result.problem}")
     for difference in result.drift:
         click.echo(f"  - {difference}")
+    if result.drift_count > len(result.drift):
+        click.echo(f"  ... and {result.drift_count - len(result.drift)} more differences")
+    click.echo(f"head {result.head}")
     sys.exit(1)
 
 
-COMMANDS = (serve, migrate, keys, changes)
+@click.group()
+def cache() -> None:
+    """Every process's cache of facts."""
+
+
+@cache.command("drop")
+def cache_drop() -> None:
+    """Make every process of the service drop its cached facts (after a repair made in the database).
+
+    Recorded in the change log, which every worker follows: no restart needed.
+    """
+    runtime = build_runtime()
+    try:
+        revision = runtime.store.drop_cached_facts(Who(None, None))
+    except ANSWERED as error:
+        fail(error.message)
+    click.echo(f"every process drops its cached facts at revision {revision}")
+
+
+def _records():
+    """The change log's records, without the policy: verifying reads storage only. With AUTHZ_CHECKPOINT_KEY, signed."""
+    from models.database import Database
+    from service.core.records import Records
+
+    db = Database()
+    db.migrate()
+    return Records(db, os.environ.get("AUTHZ_CHECKPOINT_KEY"))
+
+
+COMMANDS = (serve, migrate, keys, changes, cache)

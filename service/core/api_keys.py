@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -29,12 +30,14 @@ SCOPES = ("check", "write", "audit", "admin")
 AUDIT_SCOPE = "audit"  # the change log and the auditor pages (/audit/)
 PRESHARED_KEY_ID = "preshared"
 KEY_PREFIX = "authz_"
+_KEY_ID = re.compile(r"[0-9A-Za-z-]{1,64}\Z")  # ids are token_hex(6); the column holds 64 characters
 
 
 @dataclass(frozen=True)
 class Caller:
     key_id: str
     scopes: frozenset[str]
+    name: str = PRESHARED_KEY_ID  # the name the key was created with (the decision log records it)
 
 
 def secret_sha256(secret: str) -> str:
@@ -60,7 +63,7 @@ class KeyRing:
         matches = hmac.compare_digest(secret_sha256(secret).encode(), expected.encode())
         if stored is None or not matches or stored[2] is not None:
             raise Unauthenticated("the API key is not valid")
-        return Caller(key_id, frozenset(stored[1].split(",")))
+        return Caller(key_id, frozenset(stored[1].split(",")), stored[3])
 
     @staticmethod
     def require(caller: Caller, scopes: tuple[str, ...]) -> None:
@@ -70,10 +73,12 @@ class KeyRing:
 
 
 def _split(presented: str) -> tuple[str, str]:
+    """(key id, secret); the id is "" when it cannot be a stored key's, which is then refused without a lookup:
+    a random 8 KB key costs no read and leaves nothing behind (the fact cache remembers unknown ids, boundedly)."""
     if not presented.startswith(KEY_PREFIX):
         return "", presented
     key_id, _, secret = presented[len(KEY_PREFIX):].partition("_")
-    return key_id, secret
+    return (key_id if _KEY_ID.match(key_id) else ""), secret
 
 
 def create_key(db: Database, name: str, scopes: list[str]) -> tuple[str, str]:

@@ -27,14 +27,14 @@ from dataclasses import dataclass
 from models.changelog import Who, entries
 from models.database import Database
 from models.errors import Conflict, NotFound
+from models.fact_cache import CACHE_DROP_KIND
 from models.history import POLICY_KIND
 from models.tables import AccountRow, MembershipRow
 from models.transactions import Transaction, read_transaction, write_transaction
-from models.verification import Verification, verify_log
 from policies.engine import Policy
 from service.core import invariants
 from service.core.documents import SETTINGS, account_document, settings_document
-from service.core.errors import BreaksInvariant, Forbidden
+from service.core.errors import BreaksInvariant, Forbidden, Unauthenticated
 from service.core.invariants import PAYMENT_MANAGER_PROTECTED
 
 
@@ -57,19 +57,32 @@ class Store:
         self.on_commit = on_commit  # told every revision this store commits
 
     @contextmanager
-    def _write(self) -> Iterator[Transaction]:
-        """One write transaction; once it has committed a change, `on_commit` hears its revision."""
+    def _write(self, who: Who) -> Iterator[Transaction]:
+        """One write transaction; once it has committed a change, `on_commit` hears its revision.
+
+        Just before the commit, after every lock the change took (the account's row, the revision
+        counter, which a revocation takes too), the caller's API key is read again: a key revoked
+        while the request was in flight gets nothing committed (401, rolled back).
+        """
         with write_transaction(self.db) as tx:
             yield tx
+            self._refuse_revoked_key(tx, who)
         if tx.revision is not None:
             self.on_commit(tx.revision)
+
+    @staticmethod
+    def _refuse_revoked_key(tx: Transaction, who: Who) -> None:
+        """Keys are revoked, never deleted: a key with no row is not a stored key (the preshared key, the
+        scenario runner's label), which no one can revoke."""
+        if who.api_key is not None and tx.key_revoked(who.api_key):
+            raise Unauthenticated("the API key was revoked while this request was in flight; nothing was written")
 
     # -- accounts -----------------------------------------------------------
 
     def create_account(self, account_id: str, name: str, admin: str, who: Who) -> Written:
         """Sign-up: the account with default billing settings and its first admin."""
         exists = Conflict(f"account {account_id} already exists", "account_exists")
-        with self._write() as tx:
+        with self._write(who) as tx:
             if tx.account(account_id) is not None:
                 raise exists
             account = tx.insert_account(account_id, name, restricted=False, auto_add=True)
@@ -97,7 +110,7 @@ class Store:
 
     def update_billing_settings(self, account_id: str, values: dict[str, bool], who: Who) -> Written:
         """Change one or both settings. Invariant 2: no restriction without a payment manager."""
-        with self._write() as tx:
+        with self._write(who) as tx:
             account = self._account(tx, account_id, lock=True)
             self._require(tx, who.acting_user, "manage_billing_settings", "Account", {"id": account_id})
             before = {name: getattr(account, name) for name in SETTINGS}
@@ -120,7 +133,7 @@ class Store:
 
     def invite(self, account_id: str, user: str, role: str, who: Who) -> Written:
         """Add a member. Invariants 4 (one payment manager) and 5 (one role per user and account)."""
-        with self._write() as tx:
+        with self._write(who) as tx:
             self._account(tx, account_id, lock=True)
             self._require(tx, who.acting_user, "manage_members", "Account", {"id": account_id})
             invariants.refuse_second_role(tx, account_id, user)
@@ -134,7 +147,7 @@ class Store:
 
     def change_role(self, account_id: str, user: str, role: str, who: Who) -> Written:
         """Give a member another role. Invariants 1, 3 and 4."""
-        with self._write() as tx:
+        with self._write(who) as tx:
             account = self._account(tx, account_id, lock=True)
             membership = self._membership(tx, account_id, user)
             self._refuse_to_touch_protected_payment_manager(tx, account, membership, who)
@@ -154,7 +167,7 @@ class Store:
 
     def remove_member(self, account_id: str, user: str, who: Who) -> Written:
         """Remove a member. Invariants 1 and 3."""
-        with self._write() as tx:
+        with self._write(who) as tx:
             account = self._account(tx, account_id, lock=True)
             membership = self._membership(tx, account_id, user)
             self._refuse_to_touch_protected_payment_manager(tx, account, membership, who)
@@ -172,7 +185,7 @@ class Store:
 
     def add_support_agent(self, user: str, who: Who) -> tuple[Written, bool]:
         """Make `user` a support agent; answers whether anything changed."""
-        with self._write() as tx:
+        with self._write(who) as tx:
             tx.lock_counter()
             if tx.is_support_agent(user):
                 return Written({"user": user, "support_agent": True}, tx.current_revision()), False
@@ -183,7 +196,7 @@ class Store:
             return Written({"user": user, "support_agent": True}, revision), True
 
     def remove_support_agent(self, user: str, who: Who) -> Written:
-        with self._write() as tx:
+        with self._write(who) as tx:
             tx.lock_counter()
             if not tx.remove_support_agent(user):
                 raise NotFound(f"{user} is not a support agent", "support_agent_not_found")
@@ -192,6 +205,17 @@ class Store:
             )
             return Written({"user": user, "support_agent": False}, revision)
 
+    # -- operations -----------------------------------------------------------
+
+    def drop_cached_facts(self, who: Who) -> int:
+        """Make every process forget its cached facts (after a repair made in the database); answers the revision.
+
+        Recorded in the change log like any change, so every process and host follows it.
+        """
+        with self._write(who) as tx:
+            tx.lock_counter()
+            return tx.log(who, CACHE_DROP_KIND, before={}, after={"cached_facts": "dropped"})
+
     # -- the policy ---------------------------------------------------------
 
     def record_policy(self, policy: Policy, who: Who, *, changes: list[str] | None = None) -> int | None:
@@ -199,7 +223,7 @@ class Store:
 
         `changes`: what it changes against the previous one, in words (a policy diff).
         """
-        with self._write() as tx:
+        with self._write(who) as tx:
             tx.lock_counter()
             recorded = tx.recorded_policy()
             if recorded is not None and recorded[1] == policy.sha256:
@@ -218,9 +242,6 @@ class Store:
     def changes(self, *, account: str | None = None, after: int = 0, limit: int) -> tuple[list[dict], int]:
         """Entries after revision `after`, oldest first, at most `limit`; and the latest revision."""
         return entries(self.db, account=account, after=after, limit=limit)
-
-    def verify_changes(self) -> Verification:
-        return verify_log(self.db)
 
     # -- steps every change shares -------------------------------------------
 

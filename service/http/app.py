@@ -16,6 +16,7 @@ from service.http.metrics import instrument
 from service.http.routes.decisions import decisions
 from service.http.routes.facts import facts
 from service.http.routes.operations import operations
+from service.http.routes.records import records
 
 
 def install_api(app: Flask) -> None:
@@ -24,6 +25,7 @@ def install_api(app: Flask) -> None:
     app.register_blueprint(decisions)
     app.register_blueprint(facts)
     app.register_blueprint(operations)
+    app.register_blueprint(records)
     register_error_handlers(app)
     instrument(app)
     request_logging(app)

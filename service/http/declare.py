@@ -77,7 +77,8 @@ def endpoint(
         query=query_schema,
         answer=answer() if answer else None,
         status=status,
-        errors=tuple(sorted({*errors, 400, *((401, 403, 503) if scope else ())})),  # 400: at least the query string
+        # 400: at least the query string (and a body where none is taken); 413 and 415: a body's size and type.
+        errors=tuple(sorted({*errors, 400, *((401, 403, 503) if scope else ()), *((413, 415) if body else ())})),
         tag=blueprint.name,
         path_parameters=[part[1:-1].split(":")[-1] for part in rule.split("/") if part.startswith("<")],
     )

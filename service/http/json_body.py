@@ -11,8 +11,8 @@ disagree (the last duplicate key wins in Python, the first in others; a lone
 surrogate cannot be stored or encoded; `NaN` is not JSON): refusing them means
 the body the service decides on is the body every other reader sees.
 
-The depth is measured on the text before parsing, without recursion, so a
-million `[` cost one pass of a regular expression, never a RecursionError.
+The depth is measured on the bytes before parsing, without recursion, so a
+million `[` cost a few passes in C, never a RecursionError.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from itertools import accumulate
 from typing import Any
 
 from service.http.errors import ApiError
@@ -34,10 +33,9 @@ def _invalid(message: str) -> ApiError:
     return ApiError(400, "invalid_json", message)
 
 
-# A JSON string, whole (the unrolled form: no backtracking, no recursion), and anything that is not a bracket.
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+# What the depth is counted on: every byte but brackets and quotes is deleted.
+_ALL_BUT_STRUCTURE = bytes(byte for byte in range(256) if byte not in b'[]{}"')
+_TOO_MANY_OPEN = b"[" * (MAX_DEPTH + 1)  # opened one after the other: too deep, whatever follows
 # An escape of a UTF-16 surrogate (paired ones become one character; a lone one stays a surrogate).
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -73,9 +71,9 @@ def parse(raw: bytes, content_type: str | None) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise _invalid(f"the body is not valid JSON: not UTF-8 at byte {error.start}") from None
-    if not text.strip():
+    if not text.strip(" \t\r\n"):  # JSON's whitespace only: a body of other spaces is not JSON
         return {}
-    _refuse_too_deep(text, raw)
+    _refuse_too_deep(raw)
     try:
         body = json.loads(text, object_pairs_hook=_object, parse_constant=_non_finite, parse_float=_finite_float)
     except ApiError:
@@ -87,13 +85,33 @@ def parse(raw: bytes, content_type: str | None) -> Any:
     return body
 
 
-def _refuse_too_deep(text: str, raw: bytes) -> None:
-    """400 if arrays and objects nest more than MAX_DEPTH levels, counted on the text, without recursion."""
+def _refuse_too_deep(raw: bytes) -> None:
+    """400 if arrays and objects nest more than MAX_DEPTH levels, counted on the bytes, without recursion.
+
+    The body (valid UTF-8: no byte of a multi-byte character is ASCII) is reduced to its brackets:
+    escaped backslashes and quotes out, every byte but brackets and quotes out, then what is between
+    quotes. Each pass then removes every empty pair `[]`, the innermost level: a bracket left after
+    MAX_DEPTH passes is deeper than that, or never closed. Every step is one pass in C, so a
+    megabyte of `[` costs a few milliseconds.
+    """
     if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:  # the common case: too few brackets to be too deep
         return
-    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
-    if max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > MAX_DEPTH:
-        raise _invalid(f"the body is not valid JSON: nested more than {MAX_DEPTH} levels deep")
+    if b"\\" in raw:
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")  # an escaped quote does not end a string
+    # Two quotes side by side can go (an empty string, or one string's end and the next one's start): the
+    # common case, ids and words without brackets, leaves no quote, and nothing to split.
+    structure = raw.translate(None, _ALL_BUT_STRUCTURE).replace(b'""', b"")
+    if b'"' in structure:
+        structure = b"".join(structure.split(b'"')[::2])
+    remaining = structure.replace(b"{", b"[").replace(b"}", b"]")
+    for _level in range(MAX_DEPTH):
+        if b"[" not in remaining:
+            return
+        if _TOO_MANY_OPEN in remaining:
+            break
+        remaining = remaining.replace(b"[]", b"")
+    if b"[" in remaining:
+        raise _invalid(f"the body is not valid JSON: nested more than {MAX_DEPTH} levels deep, or a bracket is not closed")
 
 
 def _object(pairs: list[tuple[str, Any]]) -> dict:

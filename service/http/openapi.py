@@ -23,6 +23,7 @@ STATUS_TEXT = {
     404: "No such account, member or support agent",
     409: "The change would break an invariant; nothing was changed",
     413: "The body is too large",
+    415: "The body is not sent as Content-Type: application/json",
     503: "The database cannot be reached; nothing was decided or written",
 }
 
@@ -101,6 +102,8 @@ def _document_for(policy_sha256: str, actions: tuple[tuple[str, tuple[str, ...]]
                 "required": not _accepts_empty(declared.body),  # a body left out is read as `{}`
                 "content": {"application/json": {"schema": declared.body}},
             }
+        if getattr(declared.answer, "also_text_csv", False):  # `?format=csv` answers the same as text/csv
+            operation["responses"][str(declared.status)]["content"]["text/csv"] = {"schema": {"type": "string"}}
         paths.setdefault(path, {})[declared.method.lower()] = operation
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)

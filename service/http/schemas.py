@@ -73,6 +73,11 @@ class AuthorizeAnswer(Schema):
     revision = fields.Integer(required=True)
     policy = fields.String(required=True, metadata={"description": "sha256 of the policy that decided"})
     explanation = fields.Nested(ExplanationSchema)
+    warnings = fields.List(
+        fields.String(),
+        metadata={"description": "with an explanation or as_of_revision: the records it rests on found altered, "
+                  "an account that does not exist; absent otherwise"},
+    )
 
 
 class BatchResult(Schema):
@@ -89,6 +94,11 @@ class ActionsAnswer(Schema):
     actions = fields.List(fields.String(), required=True)
     revision = fields.Integer(required=True)
     policy = fields.String(required=True)
+    warnings = fields.List(
+        fields.String(),
+        metadata={"description": "with an explanation or as_of_revision: the records it rests on found altered, "
+                  "an account that does not exist; absent otherwise"},
+    )
 
 
 class ListAnswer(Schema):
@@ -226,6 +236,11 @@ class ChangesAnswer(Schema):
     revision = fields.Integer(required=True)
 
 
+class HeadAnswer(Schema):
+    revision = fields.Integer(required=True)
+    sha256 = fields.String(required=True)
+
+
 class VerificationAnswer(Schema):
     ok = fields.Boolean(required=True)
     entries = fields.Integer(required=True)
@@ -235,6 +250,18 @@ class VerificationAnswer(Schema):
     drift = fields.List(
         fields.String(), required=True, metadata={"description": "where the fact tables differ from the log"}
     )
+    drift_count = fields.Integer(
+        required=True, metadata={"description": "how many differences were found (`drift` shows the first ones)"}
+    )
+    head = fields.Nested(HeadAnswer, required=True, metadata={"description": "the latest entry of the log"})
+    unchecked = fields.Integer(
+        required=True, metadata={"description": "entries past `revision` not verified yet (a long tail: ask again)"}
+    )
+    compared_at = fields.String(
+        required=True, allow_none=True,
+        metadata={"description": "when the fact tables were last compared with the log (`authz changes verify`)"},
+    )
+    compared_revision = fields.Integer(required=True, allow_none=True)
 
 
 # -- operations -------------------------------------------------------------
@@ -256,6 +283,10 @@ class PolicyAnswer(Schema):
     text = fields.String(required=True)
 
 
+class CacheDropAnswer(Schema):
+    revision = fields.Integer(required=True, metadata={"description": "the change-log entry every worker follows"})
+
+
 class PolicyReloadAnswer(Schema):
     sha256 = fields.String(required=True)
     revision = fields.Integer(required=True, allow_none=True, metadata={"description": "null: already in force"})
@@ -269,3 +300,65 @@ class ErrorDetail(Schema):
 
 class ErrorAnswer(Schema):
     error = fields.Nested(ErrorDetail, required=True)
+
+
+# -- the decision log ---------------------------------------------------------
+
+
+class DecisionSchema(Schema):
+    id = fields.Integer(required=True, metadata={"description": "the order it was recorded in"})
+    time = fields.String(required=True, metadata={"description": "when it was answered, ISO 8601 UTC"})
+    request_id = fields.String(required=True, allow_none=True)
+    api_key = fields.String(required=True, allow_none=True, metadata={"description": "the calling key's name"})
+    endpoint = fields.String(required=True)
+    actor = fields.String(required=True, allow_none=True, metadata={"description": "null: a system change refused"})
+    action = fields.String(required=True, allow_none=True)
+    resource = fields.Dict(required=True, metadata={"description": "as sent (for /v1/list: its type)"})
+    account = fields.String(required=True, allow_none=True)
+    allowed = fields.Boolean(required=True, metadata={"description": "false for a refused write"})
+    code = fields.String(required=True, allow_none=True, metadata={"description": "a refused write's error code"})
+    revision = fields.Integer(required=True, allow_none=True)
+    policy = fields.String(required=True, allow_none=True, metadata={"description": "sha256 of the policy"})
+
+
+class DecisionsAnswer(Schema):
+    decisions = fields.List(fields.Nested(DecisionSchema), required=True)
+    next_after = fields.Integer(
+        required=True, allow_none=True, metadata={"description": "pass as `after` for the next page; null when none"}
+    )
+
+
+# -- the access review --------------------------------------------------------
+
+_ACTIONS_DESCRIPTION = (
+    "by resource type: action names; for PaymentMethod and Membership, {action, condition} objects "
+    '(e.g. "own payment methods only")'
+)
+
+
+class AccessReviewSubject(Schema):
+    user = fields.String(required=True)
+    role = fields.String(required=True, allow_none=True, metadata={"description": "null: a support agent, not a member"})
+    support_agent = fields.Boolean(required=True)
+    actions = fields.Dict(required=True, metadata={"description": _ACTIONS_DESCRIPTION})
+
+
+class AccessReviewAccount(Schema):
+    account = fields.String(required=True)
+    role = fields.String(required=True)
+    actions = fields.Dict(required=True, metadata={"description": _ACTIONS_DESCRIPTION})
+
+
+class AccessReviewAnswer(Schema):
+    """?account=: account and subjects; ?user=: user, support_agent, accounts (and on_every_account for support)."""
+
+    also_text_csv = True  # with `format=csv`
+
+    account = fields.String()
+    user = fields.String()
+    revision = fields.Integer(required=True)
+    policy = fields.String(required=True)
+    subjects = fields.List(fields.Nested(AccessReviewSubject))
+    support_agent = fields.Boolean()
+    accounts = fields.List(fields.Nested(AccessReviewAccount))
+    on_every_account = fields.Dict(metadata={"description": "a support agent's holdings on any account"})

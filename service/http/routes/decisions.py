@@ -1,13 +1,15 @@
 """Decision endpoints (scope `check`): authorize, authorize in batch, list actions, list accounts.
 
 A body's `at_least_revision` / `as_of_revision` arrive loaded as one `consistency` (absent: the latest facts).
+Every answer is handed to the decision log (`service/core/decision_log.py`), which only buffers it here.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app
+from flask import Blueprint, current_app, g
 
 from service.core.consistency import LATEST
+from service.core.decision_log import Asker
 from service.http import quick_bodies, schemas
 from service.http.declare import endpoint
 from service.http.metrics import record_decisions
@@ -17,6 +19,14 @@ decisions = Blueprint("decisions", __name__)
 
 def _authorizer():
     return current_app.extensions["authz"].authorizer
+
+
+def _decision_log():
+    return current_app.extensions["authz"].decision_log
+
+
+def _asker(endpoint: str) -> Asker:
+    return Asker(g.get("request_id"), g.caller.name, endpoint)
 
 
 @endpoint(
@@ -34,6 +44,10 @@ def authorize(body: dict) -> dict:
         consistency=body.get("consistency", LATEST), explain=body["explain"],
     )
     record_decisions(answer["revision"], [answer["allowed"]])
+    _decision_log().decision(
+        _asker("/v1/authorize"), body["actor"]["id"], body["action"], body["resource"], answer["allowed"],
+        revision=answer["revision"], policy=answer["policy"],
+    )
     return answer
 
 
@@ -44,7 +58,11 @@ def authorize(body: dict) -> dict:
 def authorize_batch(body: dict) -> dict:
     """Every check is decided on the same revision of the facts."""
     answer = _authorizer().authorize_batch(body["checks"], consistency=body.get("consistency", LATEST))
-    record_decisions(answer["revision"], [result["allowed"] for result in answer["results"]])
+    outcomes = [result["allowed"] for result in answer["results"]]
+    record_decisions(answer["revision"], outcomes)
+    _decision_log().decisions(
+        _asker("/v1/authorize/batch"), body["checks"], outcomes, revision=answer["revision"], policy=answer["policy"]
+    )
     return answer
 
 
@@ -53,7 +71,15 @@ def authorize_batch(body: dict) -> dict:
     summary="Every action this actor may do on this resource, sorted",
 )
 def actions(body: dict) -> dict:
-    return _authorizer().actions(body["actor"]["id"], body["resource"], consistency=body.get("consistency", LATEST))
+    """The decision log records one decision per action of the resource's type, granted or not."""
+    authorizer = _authorizer()
+    answer = authorizer.actions(body["actor"]["id"], body["resource"], consistency=body.get("consistency", LATEST))
+    _decision_log().actions(
+        _asker("/v1/actions"), body["actor"]["id"], body["resource"], answer["actions"],
+        authorizer.policy().actions.get(body["resource"]["type"], ()), revision=answer["revision"],
+        policy=answer["policy"],
+    )
+    return answer
 
 
 @endpoint(
@@ -65,8 +91,14 @@ def list_resources(body: dict) -> dict:
 
     Only accounts are stored by this service (the calling services own the other records), so
     `resource_type` must be `Account`.
+    The decision log records the request (resource: its type), allowed when the list is not empty.
     """
-    return _authorizer().list_accounts(
+    answer = _authorizer().list_accounts(
         body["actor"]["id"], body["action"], page_size=body.get("page_size"), page_token=body.get("page_token"),
         consistency=body.get("consistency", LATEST),
     )
+    _decision_log().decision(
+        _asker("/v1/list"), body["actor"]["id"], body["action"], {"type": body["resource_type"]}, bool(answer["ids"]),
+        revision=answer["revision"], policy=answer["policy"],
+    )
+    return answer

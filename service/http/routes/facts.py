@@ -5,17 +5,25 @@ policy as any decision (403 when they lack the permission); without it, it is
 a trusted system change. A write made for a person takes `acting_user` in the
 body or in the query string (the same in both if given twice); the endpoints
 where no person acts (sign-up, support agents) refuse it as an unknown field.
-Every successful write answers the new `revision`.
+Every successful write answers the new `revision`. A write refused with 403 or 409 is recorded in
+the decision log (not allowed, with its error code), by `_refusal_recorded`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from flask import Blueprint, current_app, g
 
 from models.changelog import Who
+from models.errors import DATABASE_ERRORS
+from models.facts import read_revision
+from service.core.decision_log import Asker
+from service.core.errors import ANSWERED
 from service.http import schemas
 from service.http.declare import endpoint
-from service.http.errors import ApiError
+from service.http.errors import ApiError, status_of
 
 facts = Blueprint("facts", __name__)
 
@@ -40,6 +48,35 @@ def _who(body: dict | None = None, query: dict | None = None) -> Who:
     return Who(in_body if in_body is not None else in_query, g.caller.key_id)
 
 
+@contextmanager
+def _refusal_recorded(endpoint_rule: str, who: Who, action: str, resource: dict) -> Iterator[None]:
+    """Record the write in the decision log if it is refused with 403 (forbidden) or 409 (an invariant).
+
+    Its revision is the latest when it was refused (the write changed nothing).
+    """
+    try:
+        yield
+    except ANSWERED as error:
+        if status_of(error) in (403, 409):
+            runtime = current_app.extensions["authz"]
+            runtime.decision_log.refused_write(
+                Asker(g.get("request_id"), g.caller.name, endpoint_rule), who.acting_user, action, resource,
+                error.code, revision=_latest_revision(runtime), policy=runtime.policy().sha256,
+            )
+        raise
+
+
+def _latest_revision(runtime) -> int | None:
+    try:
+        return read_revision(runtime.db)
+    except DATABASE_ERRORS:  # the refusal stands; its record says the revision is unknown
+        return None
+
+
+def _membership(account_id: str, user: str) -> dict:
+    return {"type": "Membership", "account": account_id, "user": user}
+
+
 def _with_revision(written) -> dict:
     return {**written.document, "revision": written.revision}
 
@@ -49,7 +86,9 @@ def _with_revision(written) -> dict:
     status=201, errors=(409,), summary="Sign-up: create an account with its first admin",
 )
 def create_account(body: dict) -> dict:
-    return _with_revision(_store().create_account(body["id"], body["name"], body["admin"], _who()))
+    who = _who()
+    with _refusal_recorded("/v1/accounts", who, "create", {"type": "Account", "id": body["id"]}):
+        return _with_revision(_store().create_account(body["id"], body["name"], body["admin"], who))
 
 
 @endpoint(
@@ -77,7 +116,10 @@ def get_billing_settings(account_id: str, query: dict) -> dict:
 )
 def patch_billing_settings(account_id: str, body: dict, query: dict) -> dict:
     """Needs `manage_billing_settings`. Restricting without a payment manager is refused (409)."""
-    return _with_revision(_store().update_billing_settings(account_id, body, _who(body, query)))
+    who = _who(body, query)
+    rule, resource = "/v1/accounts/<account_id>/billing-settings", {"type": "Account", "id": account_id}
+    with _refusal_recorded(rule, who, "manage_billing_settings", resource):
+        return _with_revision(_store().update_billing_settings(account_id, body, who))
 
 
 @endpoint(
@@ -96,7 +138,9 @@ def list_members(account_id: str, query: dict) -> dict:
 )
 def invite_member(account_id: str, body: dict, query: dict) -> dict:
     """Needs `manage_members`. A second invitation of the same user, or a second payment manager, is refused (409)."""
-    return _with_revision(_store().invite(account_id, body["user"], body["role"], _who(body, query)))
+    who = _who(body, query)
+    with _refusal_recorded("/v1/accounts/<account_id>/members", who, "invite", _membership(account_id, body["user"])):
+        return _with_revision(_store().invite(account_id, body["user"], body["role"], who))
 
 
 @endpoint(
@@ -105,7 +149,9 @@ def invite_member(account_id: str, body: dict, query: dict) -> dict:
 )
 def change_member_role(account_id: str, user: str, body: dict, query: dict) -> dict:
     """Needs `change_role` on the membership. Invariants 1, 3 and 4 apply (409)."""
-    return _with_revision(_store().change_role(account_id, user, body["role"], _who(body, query)))
+    who = _who(body, query)
+    with _refusal_recorded("/v1/accounts/<account_id>/members/<user>", who, "change_role", _membership(account_id, user)):
+        return _with_revision(_store().change_role(account_id, user, body["role"], who))
 
 
 @endpoint(
@@ -114,7 +160,9 @@ def change_member_role(account_id: str, user: str, body: dict, query: dict) -> d
 )
 def remove_member(account_id: str, user: str, body: dict, query: dict) -> dict:
     """Needs `remove` on the membership. Invariants 1 and 3 apply (409). The body may be left out."""
-    return _with_revision(_store().remove_member(account_id, user, _who(body, query)))
+    who = _who(body, query)
+    with _refusal_recorded("/v1/accounts/<account_id>/members/<user>", who, "remove", _membership(account_id, user)):
+        return _with_revision(_store().remove_member(account_id, user, who))
 
 
 @endpoint(
@@ -152,7 +200,9 @@ def list_changes(query: dict) -> dict:
     summary="Check the change log's hash chain: the first entry edited, deleted or reordered",
 )
 def verify_changes() -> dict:
-    result = _store().verify_changes()
+    """Bounded work: a long log is served from the last verification and the tail since (see service/core/records.py)."""
+    status = current_app.extensions["authz"].records.status()
+    result = status.verification
     return {
         "ok": result.ok,
         "entries": result.entries,
@@ -160,4 +210,9 @@ def verify_changes() -> dict:
         "first_bad_revision": result.first_bad_revision,
         "problem": result.problem,
         "drift": list(result.drift),
+        "drift_count": result.drift_count,
+        "head": {"revision": status.head.revision, "sha256": status.head.sha256},
+        "unchecked": status.unchecked,
+        "compared_at": status.compared_at,
+        "compared_revision": status.compared_revision,
     }

@@ -1,0 +1,378 @@
+"""Bulk import (SPEC "Bulk import"): an existing product's accounts, members and support agents, whole or not at all.
+
+The file's lines (NDJSON) are read once and spilled to disk by the account they belong
+to (`models.bulk_import.Spill`), so an account's lines may sit anywhere in the file and
+memory does not grow with it. Each account is then checked whole: every line well formed
+(ids and names by the strict-input rules, known roles, known fields, JSON booleans), one
+account line, one role per user, then the invariants of `invariants.py`. Accounts that
+pass are written in chunks, each chunk one transaction with one change-log entry per fact
+(kind `import`). An account already in the store is left alone when it holds exactly the
+file's facts (so a second run changes nothing and says so) and rejected when it differs:
+the import never changes an existing account. Support agents already present are left alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from models.bulk_import import ChunkWrite, ImportedAccount, Present, Spill, write_chunk
+from models.changelog import Who
+from models.database import Database
+from models.errors import Conflict
+from policies.world import ROLES
+from service.core import invariants
+from service.core.inputs import ID_RULE, NAME_RULE, is_id, is_name
+
+CHUNK_ACCOUNTS = 5_000
+CHUNK_ATTEMPTS = 3  # a chunk that met a concurrent change to the same ids is tried again
+ACCOUNT_FIELDS = {
+    "type", "id", "name", "admin",
+    "restrict_subscription_to_payment_manager", "auto_add_subscription_invoices_to_purchases",
+}
+MEMBERSHIP_FIELDS = {"type", "account", "user", "role"}
+SUPPORT_FIELDS = {"type", "user"}
+SETTINGS_DEFAULTS = {
+    "restrict_subscription_to_payment_manager": False, "auto_add_subscription_invoices_to_purchases": True,
+}
+_ACCOUNT_KEY, _SUPPORT_KEY = "a ", "s "  # a space sorts before every id character and is in none
+
+
+class NothingReadable(Exception):
+    """Not one line of the file could be read as a fact: nothing was imported."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """An account, a support agent or a line left out, with its line numbers and every reason."""
+
+    subject: str
+    lines: tuple[int, ...]
+    reasons: tuple[str, ...]
+
+    def __str__(self) -> str:
+        if self.subject.startswith("line "):
+            return f"rejected {self.subject}: {'; '.join(self.reasons)}"
+        where = "line" if len(self.lines) == 1 else "lines"
+        return f"rejected {self.subject} ({where} {', '.join(map(str, self.lines))}): {'; '.join(self.reasons)}"
+
+
+@dataclass
+class ImportReport:
+    """What an import did, counted (rejections are told to `on_rejection` as they are found)."""
+
+    lines: int = 0
+    accounts_imported: int = 0
+    memberships_imported: int = 0
+    support_agents_imported: int = 0
+    accounts_unchanged: int = 0
+    support_agents_unchanged: int = 0
+    rejected: int = 0
+    rejected_lines: int = 0
+    entries: int = 0
+    first_revision: int | None = None
+    revision: int = 0
+    warnings: int = 0  # restricted accounts that still add subscription invoices to purchases (allowed)
+
+    @property
+    def changed(self) -> bool:
+        return self.entries > 0
+
+    def summary(self) -> str:
+        parts = []
+        if self.changed:
+            parts.append(
+                f"imported {self.accounts_imported} accounts ({self.memberships_imported} memberships) and "
+                f"{self.support_agents_imported} support agents: {self.entries} change-log entries, "
+                f"revisions {self.first_revision} to {self.revision}"
+            )
+        else:
+            parts.append(f"nothing changed (revision {self.revision})")
+        if self.accounts_unchanged or self.support_agents_unchanged:
+            parts.append(
+                f"{self.accounts_unchanged} accounts and {self.support_agents_unchanged} support agents "
+                "already in the store, identical: left as they are"
+            )
+        if self.rejected:
+            parts.append(f"{self.rejected} rejected ({self.rejected_lines} lines), each reported above")
+        if self.warnings:
+            parts.append(
+                f"warning: {self.warnings} accounts restrict subscription management to the payment manager but "
+                "still add subscription invoices to purchases (allowed: their members see what the payment manager pays)"
+            )
+        return f"{self.lines} lines read; " + "; ".join(parts)
+
+
+@dataclass
+class _Chunk:
+    accounts: dict[str, tuple[ImportedAccount, tuple[int, ...]]] = field(default_factory=dict)
+    support_agents: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.accounts) + len(self.support_agents)
+
+
+def import_facts(
+    db: Database,
+    lines: Iterable[bytes],
+    *,
+    by: str,
+    on_rejection: Callable[[Rejection], None],
+    chunk_accounts: int = CHUNK_ACCOUNTS,
+) -> ImportReport:
+    """Import the NDJSON `lines` (bytes, as read from the file); rejections go to `on_rejection` as found.
+
+    Raises `NothingReadable` (nothing imported) when the file holds no line that reads as a fact.
+    """
+    report = ImportReport()
+    who = Who(acting_user=by, api_key=None)
+    spill = Spill()
+    try:
+        readable = 0
+        for number, raw in enumerate(lines, start=1):
+            report.lines = number
+            if not raw.strip():
+                continue
+            key, text, problem = _key(raw)
+            if problem is not None:
+                _reject(report, on_rejection, Rejection(f"line {number}", (number,), (problem,)))
+                continue
+            readable += 1
+            spill.add(key, number, text)
+        if readable == 0:
+            raise NothingReadable(f"no line of the {report.lines} read is a JSON fact: nothing imported")
+        chunk = _Chunk()
+        for key, grouped in spill.groups():
+            if key.startswith(_ACCOUNT_KEY):
+                account, rejection = _account(key[len(_ACCOUNT_KEY):], grouped)
+                if rejection is not None:
+                    _reject(report, on_rejection, rejection)
+                    continue
+                chunk.accounts[account.id] = (account, tuple(number for number, _text in grouped))
+            else:
+                user, rejection = _support_agent(key[len(_SUPPORT_KEY):], grouped)
+                if rejection is not None:
+                    _reject(report, on_rejection, rejection)
+                    continue
+                chunk.support_agents[user] = tuple(number for number, _text in grouped)
+            if len(chunk) >= chunk_accounts:
+                _write(db, who, chunk, report, on_rejection)
+                chunk = _Chunk()
+        _write(db, who, chunk, report, on_rejection)
+    finally:
+        spill.close()
+    if report.changed:
+        db.analyze()  # the planner's statistics, after the tables grew by a bulk load
+    return report
+
+
+def _reject(report: ImportReport, on_rejection: Callable[[Rejection], None], rejection: Rejection) -> None:
+    report.rejected += 1
+    report.rejected_lines += len(rejection.lines)
+    on_rejection(rejection)
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        raise ValueError("a field is given twice")
+    return found
+
+
+def _parse(text: str) -> dict:
+    """The line's JSON object; ValueError (with the reason) if it is not one."""
+    try:
+        value = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not JSON ({error.msg}, column {error.colno})") from error
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
+
+
+def _key(raw: bytes) -> tuple[str, str, str | None]:
+    """Which account (or support agent) the line belongs to, and its text; or why it belongs to none."""
+    try:
+        text = raw.decode()
+        value = json.loads(text)  # duplicate fields are looked for on the second read (`_parse`)
+        if not isinstance(value, dict):
+            raise ValueError("not a JSON object")
+    except UnicodeDecodeError:
+        return "", "", "bad JSON line: not UTF-8"
+    except json.JSONDecodeError as error:
+        return "", "", f"bad JSON line: not JSON ({error.msg}, column {error.colno})"
+    except ValueError as error:
+        return "", "", f"bad JSON line: {error}"
+    kind = value.get("type")
+    subject_field = {"account": "id", "membership": "account", "support_agent": "user"}.get(kind)  # type: ignore[arg-type]
+    if subject_field is None:
+        return "", "", f"bad field: type must be account, membership or support_agent, not {json.dumps(kind)}"
+    subject = value.get(subject_field)
+    if not is_id(subject):
+        return "", "", f"bad id: {subject_field} must be {ID_RULE}, not {json.dumps(subject)[:60]}"
+    return (_SUPPORT_KEY if kind == "support_agent" else _ACCOUNT_KEY) + subject, text, None
+
+
+def _fields(value: dict, allowed: set[str], required: tuple[str, ...]) -> list[str]:
+    problems = [f"bad field: unknown field {name!r}" for name in sorted(set(value) - allowed)]
+    problems += [f"bad field: {name} is missing" for name in required if name not in value]
+    return problems
+
+
+def _account(account_id: str, grouped: list[tuple[int, str]]) -> tuple[ImportedAccount, None] | tuple[None, Rejection]:
+    """The account its lines describe, whole, or why it is rejected (every reason found)."""
+    problems: list[str] = []
+    account_lines: list[tuple[int, dict]] = []
+    roles: dict[str, tuple[str, int]] = {}  # user -> (role, line)
+    for number, text in grouped:
+        try:
+            value = _parse(text)
+        except ValueError as error:
+            problems.append(f"line {number}: bad JSON line: {error}")
+            continue
+        if value["type"] == "account":
+            account_lines.append((number, value))
+            continue
+        line_problems = _fields(value, MEMBERSHIP_FIELDS, ("user", "role"))
+        user, role = value.get("user"), value.get("role")
+        if "user" in value and not is_id(user):
+            line_problems.append(f"bad id: user must be {ID_RULE}")
+        if "role" in value and role not in ROLES:
+            line_problems.append(f"bad role {json.dumps(role)[:60]}: one of {', '.join(ROLES)}")
+        if line_problems:
+            problems += [f"line {number}: {problem}" for problem in line_problems]
+        else:
+            problems += _add_role(account_id, roles, user, role, number)
+    if not account_lines:
+        problems.append(f"no account line for {account_id} (a membership needs its account in the file)")
+        return None, _account_rejection(account_id, grouped, problems)
+    if len(account_lines) > 1:
+        problems.append(f"{len(account_lines)} account lines for {account_id}: one is expected")
+    number, value = account_lines[0]
+    line_problems = _fields(value, ACCOUNT_FIELDS, ("name",))
+    if "name" in value and not is_name(value["name"]):
+        line_problems.append(f"bad field: name must be {NAME_RULE}")
+    settings = {}
+    for name, default in SETTINGS_DEFAULTS.items():
+        settings[name] = value.get(name, default)
+        if not isinstance(settings[name], bool):
+            line_problems.append(f"bad field: {name} must be true or false")
+    if "admin" in value:
+        if is_id(value["admin"]):
+            problems += _add_role(account_id, roles, value["admin"], "admin", number)
+        else:
+            line_problems.append(f"bad id: admin must be {ID_RULE}")
+    problems += [f"line {number}: {problem}" for problem in line_problems]
+    if problems:
+        return None, _account_rejection(account_id, grouped, problems)
+    restricted = settings["restrict_subscription_to_payment_manager"]
+    members = {user: role for user, (role, _line) in roles.items()}
+    breaches = invariants.breaches_of_whole_account(account_id, restricted=restricted, roles=members)
+    if breaches:
+        return None, _account_rejection(account_id, grouped, [breach.message for breach in breaches])
+    account = ImportedAccount(
+        account_id, value["name"], restricted, settings["auto_add_subscription_invoices_to_purchases"], members
+    )
+    return account, None
+
+
+def _add_role(account_id: str, roles: dict[str, tuple[str, int]], user: str, role: str, number: int) -> list[str]:
+    """Note `user`'s role; the same role twice is one fact, two roles break invariant 5."""
+    if user in roles and roles[user][0] != role:
+        other_role, other_line = roles[user]
+        breach = invariants.second_role(account_id, user, role, other_role)
+        return [f"lines {min(other_line, number)} and {max(other_line, number)}: {breach.message}"]
+    roles.setdefault(user, (role, number))
+    return []
+
+
+def _account_rejection(account_id: str, grouped: list[tuple[int, str]], problems: list[str]) -> Rejection:
+    return Rejection(f"account {account_id}", tuple(number for number, _text in grouped), tuple(problems))
+
+
+def _support_agent(user: str, grouped: list[tuple[int, str]]) -> tuple[str, None] | tuple[None, Rejection]:
+    problems = []
+    for number, text in grouped:
+        try:
+            problems += [f"line {number}: {problem}" for problem in _fields(_parse(text), SUPPORT_FIELDS, ())]
+        except ValueError as error:
+            problems.append(f"line {number}: bad JSON line: {error}")
+    if problems:
+        return None, Rejection(f"support agent {user}", tuple(number for number, _text in grouped), tuple(problems))
+    return user, None
+
+
+@dataclass
+class _Decision:
+    """What one attempt at a chunk decided, against what the store holds."""
+
+    write: ChunkWrite
+    unchanged: int = 0
+    agents_unchanged: int = 0
+    conflicts: list[Rejection] = field(default_factory=list)
+
+
+def _write(
+    db: Database, who: Who, chunk: _Chunk, report: ImportReport, on_rejection: Callable[[Rejection], None]
+) -> None:
+    """Write a chunk: new accounts and support agents; identical ones left alone; differing accounts rejected."""
+    if not len(chunk):
+        return
+    decision = _Decision(ChunkWrite([], []))
+
+    def decide(present: Present) -> ChunkWrite:
+        nonlocal decision
+        decision = _Decision(ChunkWrite([], [user for user in chunk.support_agents if user not in present.support_agents]))
+        decision.agents_unchanged = len(chunk.support_agents) - len(decision.write.support_agents)
+        for account_id, (account, numbers) in chunk.accounts.items():
+            stored = present.accounts.get(account_id)
+            if stored is None:
+                decision.write.accounts.append(account)
+            elif stored == account:
+                decision.unchanged += 1
+            else:
+                decision.conflicts.append(_conflict(account, stored, numbers))
+        return decision.write
+
+    for attempt in range(CHUNK_ATTEMPTS):
+        try:
+            entries, revision = write_chunk(db, who, list(chunk.accounts), list(chunk.support_agents), decide)
+            break
+        except Conflict:  # a concurrent write took one of the ids between our look and our insert
+            if attempt == CHUNK_ATTEMPTS - 1:
+                raise
+    for rejection in decision.conflicts:
+        _reject(report, on_rejection, rejection)
+    written = decision.write
+    report.accounts_unchanged += decision.unchanged
+    report.support_agents_unchanged += decision.agents_unchanged
+    report.accounts_imported += len(written.accounts)
+    report.memberships_imported += sum(len(account.roles) for account in written.accounts)
+    report.support_agents_imported += len(written.support_agents)
+    report.warnings += sum(1 for account in written.accounts if account.restricted and account.auto_add)
+    if entries and report.first_revision is None:
+        report.first_revision = revision - entries + 1
+    report.entries += entries
+    report.revision = revision
+
+
+def _conflict(account: ImportedAccount, stored: ImportedAccount, numbers: tuple[int, ...]) -> Rejection:
+    """An account the store already holds with other facts: the import never changes an existing account."""
+    differences = []
+    if (account.name, account.restricted, account.auto_add) != (stored.name, stored.restricted, stored.auto_add):
+        differences.append("its name or billing settings differ")
+    users = sorted(set(account.roles) | set(stored.roles))
+    differing = [user for user in users if account.roles.get(user) != stored.roles.get(user)]
+    if differing:
+        shown = ", ".join(
+            f"{user}: {stored.roles.get(user) or 'not a member'} in the store, "
+            f"{account.roles.get(user) or 'not a member'} in the file"
+            for user in differing[:5]
+        )
+        differences.append(f"members differ ({shown}{', ...' if len(differing) > 5 else ''})")
+    return Rejection(
+        f"account {account.id}", numbers,
+        (f"account {account.id} already exists in the store with other facts: {'; '.join(differences)}; "
+         "the import never changes an existing account (change it through the API)",),
+    )
