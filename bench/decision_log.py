@@ -4,6 +4,7 @@
     .venv/bin/python -m bench.decision_log http       # (a) only
     .venv/bin/python -m bench.decision_log postgres   # (b) only
     .venv/bin/python -m bench.decision_log cpu        # (c) only
+    BENCH_BEFORE=/tmp/before .venv/bin/python -m bench.decision_log http  # and a server from that tree, log on
 
 (a) `/v1/authorize` throughput with the decision log on (`all`, the default) and off,
     against SPEC's floor (a trivial Flask endpoint on gunicorn, 2 sync workers),
@@ -48,6 +49,7 @@ POSTGRES_ADMIN = os.environ.get("AUTHZ_BENCH_POSTGRES", "postgresql://127.0.0.1:
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
 BATCH_CALLS = 30
+BEFORE = os.environ.get("BENCH_BEFORE")  # a tree of the service to run beside, log on (`git worktree add`/`archive`)
 ROWS = int(os.environ.get("BENCH_DECISION_ROWS", "1000000"))
 DAYS = 30
 ACTORS = 20_000
@@ -136,18 +138,28 @@ def http_part(work: Path, backend: str) -> dict:
             "floor": lambda seconds: wrk.run(floor + "/", seconds),
             "log on": lambda seconds: wrk.run(on.base + "/v1/authorize", seconds, bodies, KEY),
             "log off": lambda seconds: wrk.run(off.base + "/v1/authorize", seconds, bodies, KEY),
+            "healthz": lambda seconds: wrk.run(on.base + "/healthz", seconds),
         }
+        before = None
+        if BEFORE:  # the same service from another tree (the code before a change), its log on, beside the others
+            metrics_before = work / "metrics-before"
+            metrics_before.mkdir()
+            before = stack.enter_context(served(url, 2, env={
+                "AUTHZ_DECISION_LOG": "all", "PROMETHEUS_MULTIPROC_DIR": str(metrics_before), "PYTHONPATH": BEFORE,
+            }, log_path=work / "server-before.log"))
+            runs["log on, before"] = lambda seconds: wrk.run(before.base + "/v1/authorize", seconds, bodies, KEY)
         for drive in runs.values():
             drive(2)
         found: dict[str, list] = {name: [] for name in runs}
         names = list(runs)
         for round_number in range(ROUNDS):
-            for name in names[round_number % 3:] + names[: round_number % 3]:
+            for name in names[round_number % len(names):] + names[: round_number % len(names)]:
                 found[name].append(runs[name](SECONDS))
             say(f"{backend} round {round_number + 1}/{ROUNDS}: " + ", ".join(
                 f"{name} {found[name][-1].per_second:.0f}/s p99 {found[name][-1].p99_ms:.1f} ms" for name in names))
         batch_on = batch_ms(on.base, batch, BATCH_CALLS)
         batch_off = batch_ms(off.base, batch, BATCH_CALLS)
+        batch_before = batch_ms(before.base, batch, BATCH_CALLS) if before else None
         time.sleep(1.5)  # the writers' last flush
         per_second = {name: [run.per_second for run in runs_] for name, runs_ in found.items()}
         result = {
@@ -160,7 +172,17 @@ def http_part(work: Path, backend: str) -> dict:
                 a / f for a, f in zip(per_second["log off"], per_second["floor"], strict=True)),
             "on_to_off": statistics.median(a / f for a, f in zip(per_second["log on"], per_second["log off"], strict=True)),
             "p99_ms_median": {name: statistics.median(run.p99_ms for run in runs_) for name, runs_ in found.items()},
-            "batch_1000_ms_median": {"log on": statistics.median(batch_on), "log off": statistics.median(batch_off)},
+            "p99_to_healthz": {
+                name: statistics.median(a.p99_ms / h.p99_ms for a, h in zip(runs_, found["healthz"], strict=True))
+                for name, runs_ in found.items() if name != "healthz"
+            },
+            "to_floor": {
+                name: statistics.median(a.per_second / f.per_second for a, f in zip(runs_, found["floor"], strict=True))
+                for name, runs_ in found.items() if name not in ("healthz", "floor")
+            },
+            "batch_1000_ms_median": {
+                "log on": statistics.median(batch_on), "log off": statistics.median(batch_off), **({"log on, before": statistics.median(batch_before)} if batch_before else {}),
+            },
             "batch_1000_ms_p90": {"log on": sorted(batch_on)[int(0.9 * len(batch_on))],
                                   "log off": sorted(batch_off)[int(0.9 * len(batch_off))]},
             "recorded": written(on.base),

@@ -331,14 +331,16 @@ def test_decisions_never_wait_on_the_writer(app, api):
 
     decision_log = _log(app)
     entered, release = threading.Event(), threading.Event()
-    insert = decision_log.storage.insert
+    storage = decision_log.storage
 
-    def stuck_insert(rows):
-        entered.set()
-        release.wait(60)
-        insert(rows)
+    def stuck(insert):
+        def stuck_insert(*arguments):
+            entered.set()
+            release.wait(60)
+            insert(*arguments)
+        return stuck_insert
 
-    decision_log.storage.insert = stuck_insert
+    storage.insert, storage.insert_records = stuck(storage.insert), stuck(storage.insert_records)  # both ways in
     try:
         assert not api.allowed("u_first", "read", account(A))
         assert entered.wait(5), "the writer did not start"
@@ -368,16 +370,18 @@ def test_a_batch_the_database_refuses_is_dropped_and_counted(app, api):
     decision_log._thread_pid = os.getpid()  # noqa: SLF001
     failed_before = _metric(api, 'authz_decision_log_dropped_total{reason="write_failed"}')
 
-    def refuse(rows):
+    def refuse(*arguments):
         raise OperationalError("INSERT", {}, Exception("the database went away"))
 
-    decision_log.storage.insert, insert = refuse, decision_log.storage.insert
+    storage = decision_log.storage
+    insert, insert_records = storage.insert, storage.insert_records
+    storage.insert = storage.insert_records = refuse  # the one-statement way in and the row-by-row one
     for index in range(3):
         decision_log.decision(Asker("r", "k", "/v1/authorize"), f"u_{index}", "read", account(A), True,
                               revision=1, policy="p")
     assert decision_log.flush() == 0 and not decision_log._buffer  # noqa: SLF001 - dropped, never retried forever
     assert _metric(api, 'authz_decision_log_dropped_total{reason="write_failed"}') - failed_before == 3
-    decision_log.storage.insert = insert
+    storage.insert, storage.insert_records = insert, insert_records
     decision_log.decision(Asker("r", "k", "/v1/authorize"), "u_after", "read", account(A), True, revision=1, policy="p")
     assert decision_log.flush() == 1
     assert [r["actor"] for r in _decisions(api)] == ["u_after"]

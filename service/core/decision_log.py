@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import logging
+import operator
 import os
 import threading
 import time
@@ -112,16 +113,20 @@ class DecisionLog:
     ) -> None:
         """One decision answered."""
         if self.level == "all" or self.level == "denied" and not allowed:
-            self._append([(time.time(), asker, actor, action, resource, allowed, None, revision, policy)])
+            self._append([(
+                time.time_ns() // 1000, asker.request_id, asker.api_key, asker.endpoint, actor, action, resource,
+                allowed, None, revision, policy,
+            )])
 
     def decisions(self, asker: Asker, checks: list[dict], outcomes: Iterable[bool], *, revision: int, policy: str) -> None:
         """The checks of one batch, each its own record, in order."""
         if self.level == "off":
             return
-        now = time.time()
+        now, request_id, api_key, endpoint = time.time_ns() // 1000, asker.request_id, asker.api_key, asker.endpoint
         denied_only = self.level == "denied"
         self._append([
-            (now, asker, check["actor"]["id"], check["action"], check["resource"], allowed, None, revision, policy)
+            (now, request_id, api_key, endpoint, check["actor"]["id"], check["action"], check["resource"], allowed, None,
+             revision, policy)
             for check, allowed in zip(checks, outcomes, strict=True)
             if not (denied_only and allowed)
         ])
@@ -133,10 +138,11 @@ class DecisionLog:
         """An answer of `/v1/actions`: one record per action of the resource's type, granted or not."""
         if self.level == "off":
             return
-        now = time.time()
+        now = time.time_ns() // 1000
         granted = set(granted)
         self._append([
-            (now, asker, actor, action, resource, action in granted, None, revision, policy)
+            (now, asker.request_id, asker.api_key, asker.endpoint, actor, action, resource, action in granted, None,
+             revision, policy)
             for action in sorted({*known, *granted})
             if self.level == "all" or action not in granted
         ])
@@ -147,7 +153,10 @@ class DecisionLog:
     ) -> None:
         """A write refused (403 or 409): recorded as not allowed, with the refusal's code."""
         if self.level != "off":
-            self._append([(time.time(), asker, actor, action, resource, False, code, revision, policy)])
+            self._append([(
+                time.time_ns() // 1000, asker.request_id, asker.api_key, asker.endpoint, actor, action, resource, False,
+                code, revision, policy,
+            )])
 
     def _append(self, records: list[tuple]) -> None:
         if not records:
@@ -187,7 +196,7 @@ class DecisionLog:
             while self._buffer:
                 batch = [self._buffer.popleft() for _ in range(min(MAX_BATCH, len(self._buffer)))]
                 try:
-                    self.storage.insert(_rows(batch))
+                    self._write(batch)
                 except Exception as error:  # noqa: BLE001 - a failed batch is counted, never raised into a request
                     _WRITE_FAILED.inc(len(batch))
                     self._log_failure("could not write %d decisions: %s", len(batch), error)
@@ -195,6 +204,24 @@ class DecisionLog:
                 WRITTEN.inc(len(batch))
                 written += len(batch)
         return written
+
+    def _write(self, batch: list[tuple]) -> None:
+        """One batch: as one JSON array (one C call) that the database takes apart (one statement).
+
+        The writer thread shares the worker's interpreter lock with the requests: the
+        database's own JSON functions build the rows while the lock is released, where
+        a Python loop over the records held it for milliseconds per flush. A batch the
+        database refuses (a value its JSON does not take) is written row by row instead.
+        """
+        try:
+            payload = _to_json(batch)
+        except ValueError:  # not JSON (NaN, a cycle): row by row
+            self.storage.insert(_rows(batch))
+            return
+        try:
+            self.storage.insert_records(payload, min(batch, key=_MOMENT)[0], max(batch, key=_MOMENT)[0])
+        except Exception:  # noqa: BLE001 - tried again row by row; that failure is the one counted
+            self.storage.insert(_rows(batch))
 
     def apply_retention(self, now: datetime | None = None) -> int:
         """Forget what is older than the retention; answers the partitions (PostgreSQL) or rows (SQLite) gone."""
@@ -278,16 +305,20 @@ _to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  #
 # arguments builds an encoder per call, a third of the writer's time per row
 
 
+_MOMENT = operator.itemgetter(0)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _rows(records: list[tuple]) -> list[tuple]:
-    """Buffered records as rows of the table, in `models.decision_log.COLUMNS` order (the writer's work)."""
+    """Buffered records as rows of the table, in `models.decision_log.COLUMNS` order (the slow path)."""
     rows = []
     last_moment, last_time = None, None
-    for moment, asker, actor, action, resource, allowed, code, revision, policy in records:
+    for moment, request_id, api_key, endpoint, actor, action, resource, allowed, code, revision, policy in records:
         if moment != last_moment:  # a batch's checks share theirs
-            last_moment, last_time = moment, datetime.fromtimestamp(moment, UTC)
+            last_moment, last_time = moment, _EPOCH + timedelta(microseconds=moment)
         rows.append((
-            last_time, asker.request_id, asker.api_key, asker.endpoint, actor, action, _to_json(resource),
-            _account(resource), allowed, code, revision, policy,
+            last_time, request_id, api_key, endpoint, actor, action, _to_json(resource), _account(resource), allowed,
+            code, revision, policy,
         ))
     return rows
 
