@@ -146,7 +146,7 @@ def http_part(work: Path, backend: str) -> dict:
             metrics_before.mkdir()
             before = stack.enter_context(served(url, 2, env={
                 "AUTHZ_DECISION_LOG": "all", "PROMETHEUS_MULTIPROC_DIR": str(metrics_before), "PYTHONPATH": BEFORE,
-            }, log_path=work / "server-before.log"))
+            }, log_path=work / "server-before.log", cwd=Path(BEFORE)))
             runs["log on, before"] = lambda seconds: wrk.run(before.base + "/v1/authorize", seconds, bodies, KEY)
         for drive in runs.values():
             drive(2)

@@ -48,7 +48,8 @@ class RunningServer:
 
 @contextmanager
 def served(
-    database_url: str, workers: int = 2, env: dict | None = None, log_path: Path | None = None
+    database_url: str, workers: int = 2, env: dict | None = None, log_path: Path | None = None,
+    cwd: Path | None = None,
 ) -> Iterator[RunningServer]:
     """Start `authz serve` on a free port, wait until it and its workers are ready; stop it afterwards.
 
@@ -68,7 +69,7 @@ def served(
     environment.update(env or {})
     output = log_path.open("wb+") if log_path is not None else tempfile.TemporaryFile()
     authz = Path(sys.executable).with_name("authz")
-    process = subprocess.Popen([str(authz), "serve"], cwd=PROJECT, env=environment, stdout=output, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([str(authz), "serve"], cwd=cwd or PROJECT, env=environment, stdout=output, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
