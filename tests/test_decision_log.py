@@ -385,3 +385,41 @@ def test_a_batch_the_database_refuses_is_dropped_and_counted(app, api):
     decision_log.decision(Asker("r", "k", "/v1/authorize"), "u_after", "read", account(A), True, revision=1, policy="p")
     assert decision_log.flush() == 1
     assert [r["actor"] for r in _decisions(api)] == ["u_after"]
+
+
+def test_one_statement_and_row_by_row_store_the_same(app, api):
+    """The writer's one INSERT from a JSON array stores exactly what the row-by-row way does: time to the
+    microsecond, resource text, account, allowed, code; and a batch that is not JSON is still written."""
+    from service.core.decision_log import _rows
+
+    decision_log = _log(app)
+    decision_log._stopping.set()  # noqa: SLF001 - this test writes itself
+    if decision_log._thread is not None:  # noqa: SLF001
+        decision_log._thread.join()  # noqa: SLF001
+    decision_log._thread_pid = os.getpid()  # noqa: SLF001
+    asker = Asker("r-é", "k", "/v1/authorize")
+    resources = [
+        account(A), {"type": "Workspace", "id": "w\"1", "account": "acc_ü"}, {"type": "PaymentMethod", "id": "pm\u2028"},
+        {"type": "Account", "id": "=1+2", "owner": "u_1", "n": 1.5},
+    ]
+    for index, resource in enumerate(resources):
+        decision_log.decision(asker, f"u_{index}", "read", resource, index % 2 == 0, revision=index, policy="p")
+    decision_log.refused_write(asker, None, "invite", account(B), "forbidden", revision=None, policy="p")
+    batch = list(decision_log._buffer)  # noqa: SLF001
+    assert decision_log.flush() == 5
+    decision_log.storage.insert(_rows(batch))
+    stored = _decisions(api, "?limit=1000")
+    fast, slow = stored[:5], stored[5:]
+    for row in (*fast, *slow):
+        row.pop("id")
+    assert fast == slow and [row["resource"] for row in fast] == [*resources, account(B)]
+    assert [row["account"] for row in fast] == [A, "acc_ü", None, "=1+2", B]
+    assert [row["allowed"] for row in fast] == [True, False, True, False, False] and fast[4]["code"] == "forbidden"
+    assert [row["revision"] for row in fast] == [0, 1, 2, 3, None]
+    assert datetime.fromisoformat(fast[0]["time"]) == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(
+        microseconds=batch[0][0])
+
+    decision_log.decision(asker, "u_nan", "read", {"type": "Account", "id": "acc_n", "n": float("nan")}, True,
+                          revision=1, policy="p")
+    assert decision_log.flush() == 1  # not JSON the database takes: written row by row
+    assert [row["account"] for row in decision_log.page(actor="u_nan")["decisions"]] == ["acc_n"]
