@@ -305,6 +305,45 @@ def cpu_part(work: Path) -> dict:
     return result
 
 
+def gil_part(work: Path) -> dict:
+    """Which threads of a worker hold the interpreter lock under wrk (py-spy record --gil, SQLite, log on):
+    the writer's share of the samples, for this tree and, with BENCH_BEFORE, the tree before."""
+    data = datasets.generate(SMALL)
+    url = datasets.sqlite_url(work, SMALL)
+    datasets.load(url, data)
+    bodies = work / "authorize.jsonl"
+    bodies.write_text(authorize_lines(decision_pool(data)))
+    py_spy = Path(sys.executable).with_name("py-spy")
+    result = {}
+    for name, tree in (("after", None), ("before", BEFORE)):
+        if name == "before" and not tree:
+            continue
+        env = {"AUTHZ_DECISION_LOG": "all", **({"PYTHONPATH": tree} if tree else {})}
+        with served(url, 2, env=env, log_path=work / f"gil-{name}.log", cwd=Path(tree) if tree else None) as server:
+            wrk.run(server.base + "/v1/authorize", 2, bodies, KEY)
+            out = work / f"gil-{name}.txt"
+            spy = subprocess.Popen([str(py_spy), "record", "--gil", "--nonblocking", "-r", "250", "-d", "8", "-f", "raw",
+                                    "--threads", "-o", str(out), "--pid", str(server.worker_pids()[0])],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            run = wrk.run(server.base + "/v1/authorize", 10, bodies, KEY)
+            spy.wait(timeout=60)
+        samples: dict[str, int] = {}
+        for line in out.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            if "DecisionLog._run (" not in stack:
+                thread = "requests and the rest"
+            elif "DecisionLog.flush (" in stack:
+                thread = "decision-log writer, writing"
+            else:
+                thread = "decision-log writer, other (taking the batch, waking)"
+            samples[thread] = samples.get(thread, 0) + int(count)
+        total = sum(samples.values()) or 1
+        result[name] = {"gil_samples_share": {k: v / total for k, v in samples.items()}, "samples": total,
+                        "per_second": run.per_second, "p99_ms": run.p99_ms}
+        say(f"gil {name}: {json.dumps(result[name])}")
+    return result
+
+
 def main(argv: list[str]) -> int:
     parts = argv or ["http", "postgres", "cpu"]
     results = {}
@@ -317,6 +356,8 @@ def main(argv: list[str]) -> int:
                 results[f"http {backend}"] = http_part(backend_work, backend)
         if "postgres" in parts:
             results["postgres query"] = postgres_part()
+        if "gil" in parts:
+            results["gil"] = gil_part(work)
         if "cpu" in parts:
             results["cpu"] = cpu_part(work)
     out = PROJECT / "bench" / "out"
