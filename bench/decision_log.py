@@ -49,7 +49,9 @@ POSTGRES_ADMIN = os.environ.get("AUTHZ_BENCH_POSTGRES", "postgresql://127.0.0.1:
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
 BATCH_CALLS = 30
-BEFORE = os.environ.get("BENCH_BEFORE")  # a tree of the service to run beside, log on (`git worktree add`/`archive`)
+BEFORES = [tree for tree in os.environ.get("BENCH_BEFORE", "").split(",") if tree]  # trees of the service to run
+# beside, log on (made with `git archive COMMIT | tar -x -C DIR`)
+BEFORE = BEFORES[0] if BEFORES else None
 ROWS = int(os.environ.get("BENCH_DECISION_ROWS", "1000000"))
 DAYS = 30
 ACTORS = 20_000
@@ -140,14 +142,15 @@ def http_part(work: Path, backend: str) -> dict:
             "log off": lambda seconds: wrk.run(off.base + "/v1/authorize", seconds, bodies, KEY),
             "healthz": lambda seconds: wrk.run(on.base + "/healthz", seconds),
         }
-        before = None
-        if BEFORE:  # the same service from another tree (the code before a change), its log on, beside the others
-            metrics_before = work / "metrics-before"
-            metrics_before.mkdir()
-            before = stack.enter_context(served(url, 2, env={
-                "AUTHZ_DECISION_LOG": "all", "PROMETHEUS_MULTIPROC_DIR": str(metrics_before), "PYTHONPATH": BEFORE,
-            }, log_path=work / "server-before.log", cwd=Path(BEFORE)))
-            runs["log on, before"] = lambda seconds: wrk.run(before.base + "/v1/authorize", seconds, bodies, KEY)
+        befores = {}
+        for tree in BEFORES:  # the same service from other trees (the code before a change), log on, beside the others
+            name = f"log on, {Path(tree).name}"
+            metrics = work / f"metrics-{Path(tree).name}"
+            metrics.mkdir()
+            befores[name] = stack.enter_context(served(url, 2, env={
+                "AUTHZ_DECISION_LOG": "all", "PROMETHEUS_MULTIPROC_DIR": str(metrics), "PYTHONPATH": tree,
+            }, log_path=work / f"server-{Path(tree).name}.log", cwd=Path(tree)))
+            runs[name] = lambda seconds, base=befores[name].base: wrk.run(base + "/v1/authorize", seconds, bodies, KEY)
         for drive in runs.values():
             drive(2)
         found: dict[str, list] = {name: [] for name in runs}
@@ -159,7 +162,7 @@ def http_part(work: Path, backend: str) -> dict:
                 f"{name} {found[name][-1].per_second:.0f}/s p99 {found[name][-1].p99_ms:.1f} ms" for name in names))
         batch_on = batch_ms(on.base, batch, BATCH_CALLS)
         batch_off = batch_ms(off.base, batch, BATCH_CALLS)
-        batch_before = batch_ms(before.base, batch, BATCH_CALLS) if before else None
+        batch_befores = {name: batch_ms(server.base, batch, BATCH_CALLS) for name, server in befores.items()}
         time.sleep(1.5)  # the writers' last flush
         per_second = {name: [run.per_second for run in runs_] for name, runs_ in found.items()}
         result = {
@@ -181,7 +184,7 @@ def http_part(work: Path, backend: str) -> dict:
                 for name, runs_ in found.items() if name not in ("healthz", "floor")
             },
             "batch_1000_ms_median": {
-                "log on": statistics.median(batch_on), "log off": statistics.median(batch_off), **({"log on, before": statistics.median(batch_before)} if batch_before else {}),
+                "log on": statistics.median(batch_on), "log off": statistics.median(batch_off), **{name: statistics.median(timings) for name, timings in batch_befores.items()},
             },
             "batch_1000_ms_p90": {"log on": sorted(batch_on)[int(0.9 * len(batch_on))],
                                   "log off": sorted(batch_off)[int(0.9 * len(batch_off))]},
