@@ -332,7 +332,9 @@ def gil_part(work: Path) -> dict:
             spy.wait(timeout=60)
         samples: dict[str, int] = {}
         for line in out.read_text().splitlines():
-            stack, _, count = line.rpartition(" ")
+            stack, _, count = line.rstrip().rpartition(" ")
+            if not count.isdigit():
+                continue
             if "DecisionLog._run (" not in stack:
                 thread = "requests and the rest"
             elif "DecisionLog.flush (" in stack:

@@ -2,7 +2,7 @@
 
 A request only appends to a bounded in-memory buffer (no lock, no I/O); a writer
 thread of the same process takes what is buffered every FLUSH_INTERVAL seconds and
-inserts it in batches, so a decision is readable within a fraction of a second and never
+inserts it in batches, so a decision is readable within about a second and never
 waits on the database. When the buffer is full, or a batch cannot be written, the
 records are dropped and counted (`authz_decision_log_dropped_total` in `/metrics`),
 never queued without bound. The writer also applies the retention (whole days on
@@ -37,9 +37,9 @@ from models.decision_log import DecisionStorage
 LEVELS = ("all", "denied", "off")
 DEFAULT_RETENTION_DAYS = 90
 CAPACITY = 50_000  # records buffered per process: about 2 s of a saturated worker, a few MB
-FLUSH_INTERVAL = 0.1  # small batches, each encoded in well under a millisecond of the interpreter lock
+FLUSH_INTERVAL = 0.5  # 0.1 s measured worse: more transactions cost more than smaller encodes save
 RETENTION_INTERVAL = 600.0
-MAX_BATCH = 1_000  # a backlog (a slow database) is written a bounded piece at a time
+MAX_BATCH = 5_000
 MAX_LIMIT = 1_000
 log = logging.getLogger("authz.decision_log")
 
