@@ -60,12 +60,12 @@ def say(message: str) -> None:
 
 @contextmanager
 def floor_server(directory: Path):
-    """SPEC's floor: `bench/floor_flask.py` on gunicorn, 2 sync workers."""
+    """SPEC's floor: `bench/floor_app.py` on gunicorn, 2 sync workers."""
     port = free_port()
     log = (directory / "floor.log").open("wb")
     process = subprocess.Popen(
         [str(Path(sys.executable).with_name("gunicorn")), "-w", "2", "-k", "sync", "-b", f"127.0.0.1:{port}",
-         "bench.floor_flask:app"],
+         "bench.floor_app:app"],
         cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"

@@ -8,7 +8,7 @@ NDJSON file of the shape (the import rate, its peak memory, then a second run of
 file, which changes nothing); the real server (`authz serve`, 2 sync workers) starts on
 it (start-up time); then wrk drives `/v1/authorize` with random actors and accounts, every
 body distinct so that every decision is cold (the worker's fact cache has never seen it),
-alternating with SPEC's floor (`bench/floor_flask.py` on gunicorn, 2 sync workers) in the same run; and `/v1/list` of the partner's
+alternating with SPEC's floor (`bench/floor_app.py` on gunicorn, 2 sync workers) in the same run; and `/v1/list` of the partner's
 1,000 accounts is timed. The shape is `bench/datasets.py`'s, streamed: each account has its
 admin; u_partner pays for 1,000 of them (restricted, invoices kept out of purchases); a fifth
 of the others have a firm as payment manager (half of them restricted); and collaborators and
@@ -234,7 +234,7 @@ def render(results: dict) -> str:
         f"Cold decisions: {ROUNDS} rounds of wrk ({wrk.THREADS} threads, {wrk.CONNECTIONS} connections, "
         f"{WRK_SECONDS:g} s), each round on {BODIES_PER_RUN:,} bodies never sent before (half a member on their own "
         "account, half a random user on a random account; six Account actions), alternating with SPEC's floor: a "
-        "trivial Flask endpoint on gunicorn, 2 sync workers (`bench/floor_flask.py`). The service runs as configured "
+        "trivial Flask endpoint on gunicorn, 2 sync workers (`bench/floor_app.py`). The service runs as configured "
         "by default (decision log on).",
         "",
     ]

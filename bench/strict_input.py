@@ -12,7 +12,7 @@ machine's noise falls on both sides:
   code of this checkout and for the code of another checkout given as `--before`
   (e.g. main before strict input).
 
-    .venv/bin/python -m bench.strict_input --before /path/to/checkout [--rounds 5]
+    .venv/bin/python -m bench.strict_input --before /path/to/checkout [--after /path/to/checkout] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -105,6 +105,8 @@ def measure_requests(before: Path, after: Path, rounds: int, calls: int) -> dict
 def main() -> None:
     arguments = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     arguments.add_argument("--before", type=Path, required=True, help="a checkout of the code to compare against")
+    arguments.add_argument("--after", type=Path, default=Path(__file__).resolve().parent.parent,
+                           help="the checkout with strict input (default: this one)")
     arguments.add_argument("--rounds", type=int, default=5)
     arguments.add_argument("--calls", type=int, default=3_000, help="requests per round")
     options = arguments.parse_args()
@@ -112,10 +114,9 @@ def main() -> None:
     for name, figures in measure_reader(options.rounds).items():
         old, new = figures["json.loads"], figures["json_body.parse"]
         print(f"  {name:>15}: json.loads {old * 1e6:9.1f} µs, json_body.parse {new * 1e6:9.1f} µs, ×{new / old:.2f}")
-    here = Path(__file__).resolve().parent.parent
-    requests = measure_requests(options.before.resolve(), here, options.rounds, options.calls)
+    requests = measure_requests(options.before.resolve(), options.after.resolve(), options.rounds, options.calls)
     print(f"POST /v1/authorize through the Flask test client, median of {options.rounds} rounds' medians:")
-    print(f"  before ({options.before}): {requests['before'] * 1e6:.1f} µs; this checkout: "
+    print(f"  before ({options.before}): {requests['before'] * 1e6:.1f} µs; after ({options.after}): "
           f"{requests['after'] * 1e6:.1f} µs; ×{requests['after'] / requests['before']:.3f}")
 
 

@@ -23,7 +23,6 @@ from service.core.inputs import ID_RULE, is_id
 from service.http import json_body
 from service.http.auth import authenticate
 from service.http.errors import ApiError
-from service.http.json_body import MAX_BODY_BYTES
 from service.http.schemas import EmptyQuery
 
 
@@ -133,17 +132,19 @@ def _query_arguments() -> dict[str, str]:
 
 
 def _json_body() -> Any:
-    """The request body, read by the one JSON reader (`json_body.parse`): an empty body is `{}`."""
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise ApiError(413, "body_too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
-    # A body sent without a length (chunked) is cut off, silently, at the app's MAX_CONTENT_LENGTH,
-    # one byte over the limit: reading that byte is how an oversized one is told from a full one.
-    return json_body.parse(request.get_data(cache=False), request.headers.get("Content-Type"))
+    """The request body, read by the one JSON reader (`json_body.parse`): an empty body is `{}`.
+
+    A declared length over the app's MAX_CONTENT_LENGTH (one byte over MAX_BODY_BYTES) is refused
+    by werkzeug as it is read (413, in the error shape); a chunked body is cut off there, and the
+    byte over the limit is how `parse` tells an oversized one from a full one (413 too).
+    """
+    return json_body.parse(request.get_data(cache=False), request.environ.get("CONTENT_TYPE"))
 
 
 def _refuse_a_body() -> None:
     """400 for a body sent to an endpoint that takes none: it would be ignored, and nothing sent is ignored."""
-    if request.content_length == 0 or (request.content_length is None and "Transfer-Encoding" not in request.headers):
+    environ = request.environ
+    if environ.get("CONTENT_LENGTH") in (None, "", "0") and "HTTP_TRANSFER_ENCODING" not in environ:
         return
     if request.get_data(cache=False):
         raise ApiError(400, "unexpected_body", f"{request.method} {request.path} takes no body; send none")

@@ -47,7 +47,7 @@ STATUSES: dict[type[Exception], int] = {
 
 
 # The error codes of werkzeug's refusals where its name is not the code this API uses elsewhere.
-HTTP_CODES = {413: "body_too_large"}
+HTTP_CODES = {413: ("body_too_large", "the body is larger than the service accepts (1 MB)")}
 
 
 def status_of(error: Exception) -> int:
@@ -86,8 +86,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
         """werkzeug's own refusals (404, 405, 413...) in the one error shape, with their headers (405: `Allow`)."""
-        code = HTTP_CODES.get(error.code) or (error.name or "error").lower().replace(" ", "_")
-        response = jsonify(error_body(code, error.description or error.name))
+        code, message = HTTP_CODES.get(error.code) or ((error.name or "error").lower().replace(" ", "_"), None)
+        response = jsonify(error_body(code, message or error.description or error.name))
         response.status_code = error.code or 500
         for name, value in error.get_headers():
             if name.lower() != "content-type":
