@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.servers              # about 5 minutes; prints the table, writes bench/out/servers.*
     SERVERS_ROUNDS=2 .venv/bin/python -m bench.servers   # shorter
     .venv/bin/python -m bench.servers writes       # membership changes/s, 4 workers, on PostgreSQL (about 2 minutes)
+    .venv/bin/python -m bench.servers decision-log # /v1/authorize with the decision log on and off (about 2 minutes)
 
 Every candidate serves the same app (`service.wsgi:app`) on the same SQLite
 store of 100,000 accounts, all at once, each on its own port; the floor of
@@ -280,7 +281,45 @@ def writes_side_by_side(rounds: int, seconds: float, work: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def decision_log_side_by_side(rounds: int, seconds: float, work: Path) -> str:
+    """`authz serve` (2 workers x 2 threads) with the decision log on (the default) and off, and on with 4 threads."""
+    data = datasets.generate(LARGE)
+    url = datasets.sqlite_url(work, LARGE)
+    datasets.load(url, data)
+    bodies = work / "authorize.jsonl"
+    bodies.write_text(authorize_lines(decision_pool(data)))
+    default = authz_serve(2, 2)
+    contenders = [
+        default,
+        Candidate("the same, AUTHZ_DECISION_LOG=off", default.argv, {**default.env, "AUTHZ_DECISION_LOG": "off"}),
+        authz_serve(2, 4),
+    ]
+    lines = ["| server | `/v1/authorize` /s, round by round | p99 ms, round by round |", "|---|---|---|"]
+    with ExitStack() as stack:
+        running = [stack.enter_context(start(candidate, url, work)) for candidate in contenders]
+        for server in running:
+            wrk.run(server.base + "/v1/authorize", 2, bodies, TEST_KEY)
+        found: dict[str, list[wrk.WrkRun]] = {server.candidate.label: [] for server in running}
+        for _ in range(rounds):
+            for server in running:
+                found[server.candidate.label].append(wrk.run(server.base + "/v1/authorize", seconds, bodies, TEST_KEY))
+    for label, runs in found.items():
+        lines.append(f"| {label} | {', '.join(f'{run.per_second:,.0f}' for run in runs)} "
+                     f"| {', '.join(f'{run.p99_ms:.0f}' for run in runs)} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
+    if sys.argv[1:] == ["decision-log"]:
+        out = PROJECT / "bench" / "out"
+        out.mkdir(exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="servers-", dir=out))
+        try:
+            rendered = decision_log_side_by_side(int(os.environ.get("SERVERS_ROUNDS", "4")), 3.0, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        print(rendered)
+        return 0
     if sys.argv[1:] == ["writes"]:
         out = PROJECT / "bench" / "out"
         out.mkdir(exist_ok=True)

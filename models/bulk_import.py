@@ -16,19 +16,19 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
 
 import psycopg
-from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from models.changelog import GENESIS_HASH, Who, canonical_json, entry_hash, now
 from models.database import Database
-from models.errors import Conflict
+from models.errors import Conflict, Unavailable
 from models.history import IMPORT_KIND
 from models.tables import STORED_ROLES, AccountRow, ChangeRow, MembershipRow, RevisionCounterRow, SupportAgentRow
 
@@ -141,6 +141,9 @@ def write_chunk(
         return _write_chunk(db, who, account_ids, support_agents, decide)
     except (IntegrityError, psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected) as error:
         raise Conflict("a concurrent change took one of the chunk's ids; nothing written", "concurrent_change") from error
+    except (DBAPIError, psycopg.Error, sqlite3.Error) as error:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise Unavailable(f"the database refused the chunk ({first_line}); nothing of it written") from error
 
 
 def _write_chunk(
@@ -228,15 +231,17 @@ def _entries(chunk: ChunkWrite, who: Who) -> list[dict[str, Any]]:
 
 
 def _insert_rows(session: Session, accounts: list, memberships: list, support: list, changes: list) -> None:
-    tables: Iterable[tuple[Any, tuple[str, ...], list]] = (
-        (AccountRow.__table__, _ACCOUNT_COLUMNS, accounts),
-        (MembershipRow.__table__, ("account_id", "user_id", "role"), memberships),
-        (SupportAgentRow.__table__, ("user_id",), support),
-        (ChangeRow.__table__, _CHANGE_COLUMNS, changes),
-    )
-    for table, columns, rows in tables:
+    """SQLite: one prepared multi-row executemany per table, on the driver's connection, in the session's transaction."""
+    connection = session.connection().connection.driver_connection
+    for table, columns, rows in (
+        ("accounts", _ACCOUNT_COLUMNS, accounts),
+        ("memberships", ("account_id", "user_id", "role"), memberships),
+        ("support_agents", ("user_id",), support),
+        ("changes", _CHANGE_COLUMNS, changes),
+    ):
         if rows:
-            session.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+            marks = ", ".join("?" for _column in columns)
+            connection.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
 
 def _copy_rows(session: Session, accounts: list, memberships: list, support: list, changes: list) -> None:

@@ -81,7 +81,11 @@ class DecisionStorage:
         if not rows:
             return
         if self.db.is_sqlite:
-            stored = [(_sqlite_time(row[0]), *row[1:]) for row in rows]
+            stored, last_moment, last_text = [], None, ""
+            for row in rows:
+                if row[0] is not last_moment:  # a batch's checks share one time: formatted once
+                    last_moment, last_text = row[0], _sqlite_time(row[0])
+                stored.append((last_text, *row[1:]))
             with self.db.write() as session:
                 session.connection().connection.driver_connection.executemany(_SQLITE_INSERT, stored)
             return

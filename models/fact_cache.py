@@ -38,6 +38,7 @@ _CHANGES_SINCE = (
     .limit(bindparam("limit"))
 )
 MAX_CACHED_FACTS = 2_000_000
+CACHE_DROP_KIND = "cache.drop"  # a change-log entry telling every process to forget its cached facts
 MAX_REPLAYED_CHANGES = 10_000
 # Key ids presented but not stored, remembered so a caller retrying a wrong key does not cost a read each time;
 # the least recently presented are forgotten first, so random keys cannot make the process grow.
@@ -104,6 +105,8 @@ class FactCache:
             self._reset()  # far behind: forgetting everything is cheaper than replaying
             return
         for revision, kind, account, user in rows:
+            if kind == CACHE_DROP_KIND:  # after a repair in the database: every process reads every fact again
+                self._forget()
             self._evict(kind, account, user)
             self.revision = revision
             if kind == "policy.load":
@@ -112,17 +115,20 @@ class FactCache:
     def _reset(self) -> None:
         """Forget every cached fact and start from the latest revision."""
         self.watcher.changed(self.revision)  # what the watcher reports from now on is newer than what we read
-        self._settings.clear()
-        self._roles.clear()
-        self._support.clear()
-        self._keys.clear()
-        self._unknown_keys.clear()
+        self._forget()
         connection = self._connect()
         try:
             self.revision = current_revision(connection)
         finally:
             connection.rollback()
         self.on_policy_change()
+
+    def _forget(self) -> None:
+        self._settings.clear()
+        self._roles.clear()
+        self._support.clear()
+        self._keys.clear()
+        self._unknown_keys.clear()
 
     def _evict(self, kind: str, account: str | None, user: str | None) -> None:
         if kind.startswith("api_key."):

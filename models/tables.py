@@ -97,6 +97,8 @@ class ChangeRow(Base):
         Index("changes_by_account", "account_id", "revision"),
         Index("changes_by_user", "user_id", "revision"),
         Index("changes_by_kind", "kind", "revision"),
+        Index("changes_by_acting_user", "acting_user", "revision"),  # migration 0008
+        Index("changes_by_time", "at"),  # migration 0008
     )
 
     revision: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)

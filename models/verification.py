@@ -20,7 +20,7 @@ from sqlalchemy import Connection, text
 
 from models.changelog import GENESIS_HASH, row_hash
 from models.database import Database
-from models.drift import facts_drift, stream_rows
+from models.drift import account_drift, facts_drift, stream_rows
 
 DRIFT_SHOWN = 20
 
@@ -188,3 +188,21 @@ def verify_chain(connection: Connection, start: Head = Head(0, GENESIS_HASH), li
 
 # The hashed fields, in HASHED_FIELDS order, then the stored hash.
 _COLUMNS = "revision, at, kind, account_id, user_id, acting_user, api_key, before, after, prev_hash, hash"
+
+
+def read_account_drift(db: Database, account: str, limit: int = 5) -> tuple[int, tuple[str, ...]]:
+    """How many differences the tables hold for one account and its members against the log, and the first ones."""
+    with snapshot(db) as connection:
+        drift = account_drift(connection, account, limit)
+        return drift.count, tuple(drift.shown)
+
+
+def facts_at_most(connection: Connection, rows: int) -> bool:
+    """Whether each fact table holds at most `rows` rows (counted no further than that)."""
+    for table in ("accounts", "memberships", "support_agents"):
+        counted = connection.execute(
+            text(f"SELECT COUNT(*) FROM (SELECT 1 FROM {table} LIMIT {int(rows) + 1}) AS bounded")
+        ).scalar_one()
+        if counted > rows:
+            return False
+    return True

@@ -24,15 +24,26 @@ if TYPE_CHECKING:
 DERIVED_ROLES = ("subscription_manager",)
 
 
-def explain(policy: Policy, situation: Situation, names: Names, action: str) -> dict[str, Any]:
-    """Why `action` is allowed or denied in `situation`, naming the people and accounts of `names`."""
+def explain(
+    policy: Policy, situation: Situation, names: Names, action: str, *, missing_account: str | None = None
+) -> dict[str, Any]:
+    """Why `action` is allowed or denied in `situation`, naming the people and accounts of `names`.
+
+    `missing_account`: the sentence saying the account does not exist (now, or as of a
+    revision). Nothing is then said of its settings or members, which it does not have,
+    and no alternative is offered that changes them.
+    """
     allowed = policy.is_allowed(situation, action)
     rules = [_rule_outcome(policy, rule, situation, names, action) for rule in _candidate_rules(policy, situation, action)]
     facts = _facts(situation, names) + _derived_roles(policy, situation, names)
     turning = _turning_points(policy, situation, names, action, allowed)
+    if missing_account is not None:
+        facts = [missing_account] + [fact for fact in facts[1:] if not fact.startswith(names.account + " ")]
+        facts = [fact for fact in facts if f" of {names.account}" not in fact]
+        turning = [(text, field) for text, field in turning if field not in _ACCOUNT_FIELDS]
     resource = _label(situation, names)
     if allowed:
-        reasons = [text for text, _ in turning] or [facts[0]]
+        reasons = [text for text, _ in turning] or [facts[1] if missing_account is not None else facts[0]]
         granting = next((r for r in rules if r["holds"]), None)
         summary = f"{names.actor} may {action} {resource} because " + " and ".join(_dedupe(reasons))
         if granting is not None:
@@ -48,9 +59,13 @@ def explain(policy: Policy, situation: Situation, names: Names, action: str) -> 
         "summary": summary,
         "facts": facts,
         "rules": rules,
-        "would_be_allowed_if": [] if allowed else _alternatives(policy, situation, names, action, True),
-        "would_be_denied_if": _alternatives(policy, situation, names, action, False) if allowed else [],
+        "would_be_allowed_if": [] if allowed else _alternatives(policy, situation, names, action, True, missing_account),
+        "would_be_denied_if": _alternatives(policy, situation, names, action, False, missing_account) if allowed else [],
     }
+
+
+# What an account that does not exist has none of: its settings and its members' roles.
+_ACCOUNT_FIELDS = ("actor_role", "restricted", "auto_add", "other_user_role")
 
 
 def _candidate_rules(policy: Policy, situation: Situation, action: str) -> list[Rule]:
@@ -193,9 +208,14 @@ def _changes(situation: Situation, names: Names) -> list[_Change]:
     return found
 
 
-def _alternatives(policy: Policy, situation: Situation, names: Names, action: str, wanted: bool) -> list[str]:
+def _alternatives(
+    policy: Policy, situation: Situation, names: Names, action: str, wanted: bool, missing_account: str | None = None
+) -> list[str]:
     return [
-        change.text for change in _changes(situation, names) if policy.is_allowed(change.situation, action) == wanted
+        change.text
+        for change in _changes(situation, names)
+        if policy.is_allowed(change.situation, action) == wanted
+        and (missing_account is None or change.field not in _ACCOUNT_FIELDS)
     ]
 
 

@@ -119,6 +119,12 @@ def test_csv(story):
     assert ["u_support", "*", "", "Subscription", "view", ""] in by_user
 
 
+def test_csv_cells_never_start_a_formula(api):
+    api.create_account("=1+1", "@admin")
+    rows = list(csv.reader(io.StringIO(api.get("/v1/access-review?account=%3D1%2B1&format=csv").raw.decode())))
+    assert rows[1][:3] == ["'=1+1", "'@admin", "admin"]
+
+
 @pytest.mark.parametrize(
     "query, status",
     [("", 400), (f"?account={B}&user=u_client", 400), ("?account=a%20b", 400), (f"?account={B}&format=xml", 400),

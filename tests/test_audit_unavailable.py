@@ -36,7 +36,7 @@ def test_a_database_error_while_reading_gives_a_503_page(app, client, monkeypatc
     def broken(*args, **kwargs):
         raise OperationalError("SELECT", {}, Exception("server closed the connection unexpectedly"))
 
-    monkeypatch.setattr(app.extensions["authz"].store, "verify_changes", broken)
+    monkeypatch.setattr(app.extensions["authz"].records, "status", broken)
     for path in ("/audit/", "/audit/changes"):
         assert "cannot be read" in page(client, path, 503).get_data(as_text=True)
 

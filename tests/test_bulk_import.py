@@ -273,3 +273,14 @@ def test_memory_stays_flat_as_the_file_grows(database_url, tmp_path):
     large_kb = _peak_rss_kb(database_url, large)
     # Ten times the lines (60,000): the peak may not grow by more than a few MB of allocator noise.
     assert large_kb - small_kb < 12_000, (small_kb, large_kb)
+
+
+def test_the_auditor_reads_each_imported_fact_in_business_words(run, api):
+    from service.audit.words import sentence
+
+    assert run(GOOD, "--by", "migration").exit_code == 0
+    entries = api.get("/v1/changes?after=0").json["changes"]
+    sentences = {sentence(entry) for entry in entries if entry["kind"] == "import"}
+    assert "migration imported account acc_b (Entreprise)" in sentences
+    assert "migration imported u_partner as payment_manager of acc_b" in sentences
+    assert "migration imported u_support as a support agent" in sentences

@@ -181,3 +181,16 @@ def test_drift_found_by_a_complete_verification_shows_on_every_page(app, api, sh
     assert not status.ok and status.verification.drift_count == 1
     body = api.get("/audit/").raw.decode()
     assert 'data-status="tampered"' in body and "acc_004" in body
+
+
+def test_a_short_log_over_large_tables_is_not_compared_inside_a_request(app, api, short_tail, database_url, monkeypatch):
+    """A bulk-loaded store: its tables are compared with the log by `authz changes verify`, never by a page."""
+    write(api, 2)
+    values = ", ".join(f"('bulk_{number:03d}', 'B', false, true)" for number in range(20))
+    tamper(app.extensions["authz"].db, f"INSERT INTO accounts VALUES {values}")
+    status = app.extensions["authz"].records.status()
+    assert status.ok and status.compared_at is None and status.unchecked == 0
+    assert "have not been compared with the log yet" in api.get("/audit/").raw.decode()
+    result = verify(database_url, monkeypatch, key=None)
+    assert result.exit_code == 1 and "20 differences" in result.output
+    assert not app.extensions["authz"].records.status().ok  # the pages now say so

@@ -146,3 +146,17 @@ def test_authz_serve_refuses_zero_workers_or_threads(tmp_path):
         result = subprocess.run([str(authz), "serve", option, "0"], cwd=PROJECT, capture_output=True, text=True,
                                 env={**os.environ, "DATABASE_URL": sqlite(tmp_path)}, timeout=60)
         assert result.returncode == 2 and "at least 1" in result.stderr
+
+
+def test_a_worker_that_dies_is_replaced(tmp_path):
+    with served(sqlite(tmp_path), workers=2) as server:
+        before = set(server.worker_pids())
+        victim = min(before)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not (victim not in (now := set(server.worker_pids())) and len(now) == 2):
+            assert time.monotonic() < deadline, f"workers {now}, {victim} killed"
+            time.sleep(0.1)
+        answers = [requests.post(server.base + "/v1/authorize", data=BODY, headers=HEADERS).status_code for _ in range(20)]
+        assert answers == [200] * 20
+        assert not stopped_within(server.master_pid, 0.5)

@@ -103,7 +103,7 @@ def test_head_prints_the_latest_entry(store, database_url, monkeypatch):
     result = cli(database_url, monkeypatch, "head")
     assert result.exit_code == 0 and result.output == f"{latest} {entry['hash']}\n"
     verified = cli(database_url, monkeypatch, "verify")
-    assert verified.exit_code == 0 and verified.output.splitlines()[0] == f"head {latest} {entry['hash']}"
+    assert verified.exit_code == 0 and verified.output.splitlines()[-1] == f"head {latest} {entry['hash']}"
 
 
 def test_expect_finds_a_log_rewritten_whole(store, database_url, monkeypatch):
@@ -165,3 +165,25 @@ def _rewrite_from(db, revision: int, after: str) -> None:
 )
 def test_the_fast_row_hash_is_the_entry_hash(row):
     assert changelog.row_hash((*row, None)) == changelog.entry_hash(dict(zip(changelog.HASHED_FIELDS, row, strict=True)))
+
+
+def test_a_long_verification_is_never_idle_in_its_transaction(monkeypatch):
+    """50,000 entries verified with PostgreSQL's idle-in-transaction timeout at 1 s (the service sets 10 s)."""
+    from bench import audit_scale
+    from bench.datasets import Shape
+    from models import database
+    from tests.conftest import new_postgres_database
+
+    options = database.POSTGRES_CONNECT_ARGS["options"].replace("=10000", "=1000")
+    assert options != database.POSTGRES_CONNECT_ARGS["options"]
+    monkeypatch.setitem(database.POSTGRES_CONNECT_ARGS, "options", options)
+    with new_postgres_database() as url:
+        assert audit_scale.build(url, Shape(accounts=10_000, memberships=30_000)) == 50_000
+        db = database.Database(url)
+        try:
+            with db.engine.connect() as connection:
+                assert connection.exec_driver_sql("SHOW idle_in_transaction_session_timeout").scalar() == "1s"
+            result = verify_log(db)
+            assert result.ok and result.entries == 50_000 and result.drift_count == 0
+        finally:
+            db.dispose()

@@ -14,7 +14,11 @@ from typing import Any
 from marshmallow import Schema, ValidationError, validate
 from werkzeug.datastructures import MultiDict
 
+from models.queries import revision_at
 from policies.world import RESOURCE_TYPES
+from service.audit.change_log import log_time
+from service.audit.words import readable_time
+from service.core.audit_queries import Moment
 from service.core.authorizer import Authorizer
 from service.core.consistency import Consistency
 from service.core.inputs import MAX_REVISION, CheckSchema, QueryInteger, describe_validation_error
@@ -26,6 +30,10 @@ NEEDS = {name: ", ".join(resource.attributes) for name, resource in RESOURCE_TYP
 
 class _AsOf(Schema):
     as_of_revision = QueryInteger(validate=validate.Range(min=0, max=MAX_REVISION))
+
+
+class _AsOfTime(Schema):
+    as_of_time = Moment()
 
 
 @dataclass
@@ -40,6 +48,7 @@ class ExplainForm:
     owner: str = ""
     user: str = ""
     as_of_revision: str = ""
+    as_of_time: str = ""
     submitted: bool = False
 
     @classmethod
@@ -75,6 +84,13 @@ class ExplainForm:
                 check.update(_AsOf().load({"as_of_revision": self.as_of_revision}))
             except ValidationError as error:
                 problems.update(error.normalized_messages())
+        if self.as_of_time:
+            try:
+                check.update(_AsOfTime().load({"as_of_time": self.as_of_time}))
+            except ValidationError as error:
+                problems.update(error.normalized_messages())
+            if self.as_of_revision:
+                problems["as_of_time"] = ["give a revision or a date and time, not both"]
         if problems:
             raise ValidationError(problems)
         return check
@@ -103,18 +119,25 @@ class Decision:
     policy: str
     as_of: int | None
     explanation: dict[str, Any]
+    warnings: tuple[str, ...] = ()
+    as_of_time: str | None = None  # asked as of a date and time: the latest revision written by then
 
 
 def decide(authorizer: Authorizer, form: ExplainForm) -> Decision:
     """Decide and explain the form's question, now or as of its revision."""
     check = form.check()
+    as_of, as_of_time = check.get("as_of_revision"), None
+    if "as_of_time" in check:
+        as_of_time = log_time(check["as_of_time"])
+        as_of = revision_at(authorizer.db, as_of_time)
     answer = authorizer.authorize(
         check["actor"]["id"],
         check["action"],
         check["resource"],
-        consistency=Consistency.of(as_of_revision=check.get("as_of_revision")),
+        consistency=Consistency.of(as_of_revision=as_of),
         explain=True,
     )
     return Decision(
-        answer["allowed"], answer["revision"], answer["policy"], check.get("as_of_revision"), answer["explanation"]
+        answer["allowed"], answer["revision"], answer["policy"], as_of, answer["explanation"],
+        tuple(answer.get("warnings", ())), readable_time(as_of_time) if as_of_time else None,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from flask import Blueprint, Response, current_app, g, request, url_for
+from flask import Blueprint, Response, current_app, g, request
 from markupsafe import Markup
 from marshmallow import Schema, ValidationError, validate
 
@@ -21,9 +21,9 @@ from models.facts import read_revision
 from models.history import policy_versions
 from models.queries import account_exists, accounts_page
 from policies.matrix import NOBODY, SETTINGS, settings_label, to_html_tables
+from service.audit import change_log
 from service.audit.errors import register_error_pages, render_page
 from service.audit.explain_form import NEEDS, ExplainForm, decide
-from service.audit.words import in_words
 from service.core.api_keys import AUDIT_SCOPE
 from service.core.errors import InvalidRequest, Unauthenticated
 from service.core.inputs import MAX_REVISION, Id, QueryInteger, describe_validation_error
@@ -31,7 +31,6 @@ from service.core.inputs import MAX_REVISION, Id, QueryInteger, describe_validat
 audit = Blueprint("audit", __name__, url_prefix="/audit", template_folder="templates")
 register_error_pages(audit)
 
-CHANGES_PAGE = 200
 ACCOUNTS_PAGE = 500
 # Inline styles only; no script, no frame, forms post back here only.
 SECURITY_HEADERS = {
@@ -72,6 +71,7 @@ def _authenticate() -> None:
     runtime.keys.require(caller, (AUDIT_SCOPE,))
     g.caller = caller
     g.revision = read_revision(runtime.db)  # every page reads the database as it is served
+    g.head = runtime.records.head()  # the change log's latest entry, on every page: an auditor can note it
 
 
 @audit.after_request
@@ -177,24 +177,23 @@ def matrix():
 
 @audit.get("/changes")
 def changes():
-    """The change log, oldest first, in business words; one account's entries with `?account=`."""
+    """The change log, oldest first, in business words: filters, pages both ways, `?format=csv` (see change_log.py)."""
     runtime = _runtime()
-    query = _query({"account": Id(), "after": QueryInteger(load_default=0, validate=validate.Range(min=0, max=MAX_REVISION))})
+    refuse_unknown_or_repeated(request.args, change_log.PARAMETERS)
+    query = change_log.read_query()
     account = query.get("account")
     if account is not None and not account_exists(runtime.db, account):
         raise NotFound(f"there is no account {account}", "account_not_found")
+    if query["format"] == "csv":
+        return change_log.as_csv(runtime.db, query)
     records = runtime.records.status()
-    entries, _revision = runtime.store.changes(account=account, after=query["after"], limit=CHANGES_PAGE)
-    next_after = entries[-1]["revision"] if len(entries) == CHANGES_PAGE else None
     return _page(
         "changes.html",
         active="changes",
         account=account,
-        after=query["after"],
-        entries=[in_words(entry) for entry in entries],
         records=records,
         verification=records.verification,
-        next_url=url_for("audit.changes", account=account, after=next_after) if next_after else None,
+        **change_log.page_context(runtime.db, query, records.head.revision),
     )
 
 

@@ -118,6 +118,10 @@ def _policy_load(entry: dict, who: str) -> str:
     return f"{who} put policy {sha[:SHA_SHOWN]} in force"
 
 
+def _cache_drop(entry: dict, who: str) -> str:
+    return f"{who} made every process drop its cached facts and read them again from the database"
+
+
 SENTENCES: dict[str, Callable[[dict, str], str]] = {
     "account.create": _account_create,
     "billing_settings.update": _billing_settings,
@@ -130,6 +134,7 @@ SENTENCES: dict[str, Callable[[dict, str], str]] = {
     "api_key.revoke": _api_key_revoke,
     "policy.load": _policy_load,
     "import": _import,
+    "cache.drop": _cache_drop,
 }
 
 

@@ -55,6 +55,8 @@ def check(user: str, action: str, resource_type: str, attributes: tuple[str, ...
         )
     except ANSWERED as error:
         fail(error.message)
+    for warning in answer.get("warnings", ()):
+        click.echo(f"WARNING: {warning}", err=True)
     click.echo(f"{'allowed' if answer['allowed'] else 'denied'} (revision {answer['revision']})")
     sys.exit(0 if answer["allowed"] else 1)
 
@@ -78,6 +80,8 @@ def explain(
         click.echo(json.dumps(answer, indent=2))
         return
     explanation = answer["explanation"]
+    for warning in answer["warnings"]:
+        click.echo(f"WARNING: {warning}")
     click.echo(
         f"{'ALLOWED' if answer['allowed'] else 'DENIED'} at revision {answer['revision']}"
         f"{' (as of that revision)' if as_of_revision is not None else ''}, policy {answer['policy'][:12]}"

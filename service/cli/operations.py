@@ -1,4 +1,4 @@
-"""Operating the service: serve, migrate, API keys (create, list, revoke), the change log (list, head, verify)."""
+"""Operating the service: serve, migrate, API keys (create, list, revoke), the change log (list, head, verify), cache drop."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from models.changelog import Who
 from service.cli.common import build_runtime, fail
 from service.core.errors import ANSWERED
 from service.core.records import parse_anchor
@@ -135,9 +136,9 @@ def changes_verify(expected: str | None) -> None:
         except ValueError as error:
             fail(str(error))
     result = _records().verify(expect=anchor)
-    click.echo(f"head {result.head}")
     if result.ok:
         click.echo(f"intact: {result.entries} entries, revisions 1 to {result.revision}")
+        click.echo(f"head {result.head}")
         return
     where = f" at revision {result.first_bad_revision}" if result.first_bad_revision is not None else ""
     click.echo(f"TAMPERED{where}: {result.problem}")
@@ -145,7 +146,27 @@ def changes_verify(expected: str | None) -> None:
         click.echo(f"  - {difference}")
     if result.drift_count > len(result.drift):
         click.echo(f"  ... and {result.drift_count - len(result.drift)} more differences")
+    click.echo(f"head {result.head}")
     sys.exit(1)
+
+
+@click.group()
+def cache() -> None:
+    """Every process's cache of facts."""
+
+
+@cache.command("drop")
+def cache_drop() -> None:
+    """Make every process of the service drop its cached facts (after a repair made in the database).
+
+    Recorded in the change log, which every worker follows: no restart needed.
+    """
+    runtime = build_runtime()
+    try:
+        revision = runtime.store.drop_cached_facts(Who(None, None))
+    except ANSWERED as error:
+        fail(error.message)
+    click.echo(f"every process drops its cached facts at revision {revision}")
 
 
 def _records():
@@ -158,4 +179,4 @@ def _records():
     return Records(db, os.environ.get("AUTHZ_CHECKPOINT_KEY"))
 
 
-COMMANDS = (serve, migrate, keys, changes)
+COMMANDS = (serve, migrate, keys, changes, cache)

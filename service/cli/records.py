@@ -70,6 +70,7 @@ def access_review(account: str | None, user: str | None, as_json: bool, as_csv: 
     except ValidationError as error:
         fail(describe_validation_error(error))
     runtime = build_runtime()
+    runtime.cache.sync()
     try:
         if "account" in query:
             answer = review.review_account(runtime.db, runtime.policy(), query["account"])

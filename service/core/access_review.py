@@ -22,6 +22,7 @@ from policies.engine import Policy
 from policies.ids import ACCOUNT_SLOT, ACTOR
 from policies.situations import Situation, id_pattern
 from policies.world import RESOURCE_TYPES, ROLES
+from service.core.decision_log import csv_cell
 
 # What a record of each type with a second person is called, in the conditions' words.
 _NOUNS = {
@@ -214,5 +215,5 @@ def _csv(header: tuple[str, ...], rows: list[tuple]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(header)
-    writer.writerows(rows)
+    writer.writerows([csv_cell(value) for value in row] for row in rows)
     return out.getvalue()

@@ -46,9 +46,9 @@ class DecisionsQuery(Schema):
     actor = Id(metadata={"description": "the user who asked for (or was refused) something"})
     account = Id(metadata={"description": "a resource's account, or an Account's id"})
     action = fields.String(validate=[validate.Length(1, 64), PRINTABLE])
-    allowed = TextBoolean(metadata={"description": "true or false"})
-    since = Moment(metadata={"description": "ISO 8601, inclusive"})
-    until = Moment(metadata={"description": "ISO 8601, exclusive"})
+    allowed = TextBoolean(metadata={"description": "true or false", "type": "string", "enum": ["true", "false"]})
+    since = Moment(metadata={"description": "ISO 8601, inclusive", "type": "string", "format": "date-time"})
+    until = Moment(metadata={"description": "ISO 8601, exclusive", "type": "string", "format": "date-time"})
     after = QueryInteger(
         load_default=0, validate=validate.Range(min=0, max=MAX_REVISION),
         metadata={"description": "the next_after of the previous page (0: from the oldest)"},

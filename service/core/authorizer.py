@@ -29,6 +29,8 @@ from service.core.consistency import LATEST, Consistency
 from service.core.errors import InvalidRequest
 from service.core.inputs import MAX_ID_LENGTH, is_id
 from service.core.policy_keeper import PolicyKeeper
+from service.core.records import Records
+from service.core.trust import missing_account_sentence, record_warnings
 
 Resource = dict[str, str]
 
@@ -38,11 +40,19 @@ class UnknownAction(InvalidRequest):
 
 
 class Authorizer:
-    def __init__(self, db: Database, cache: FactCache, policy: Callable[[], Policy], keeper: PolicyKeeper) -> None:
+    def __init__(
+        self,
+        db: Database,
+        cache: FactCache,
+        policy: Callable[[], Policy],
+        keeper: PolicyKeeper,
+        records: Records | None = None,
+    ) -> None:
         self.db = db
         self.cache = cache
         self.policy = policy
         self.keeper = keeper
+        self.records = records or Records(db)
 
     @contextmanager
     def snapshot(self, consistency: Consistency = LATEST) -> Iterator[tuple[Policy, FactSource, int]]:
@@ -80,17 +90,31 @@ class Authorizer:
     def authorize(
         self, actor: str, action: str, resource: Resource, *, consistency: Consistency = LATEST, explain: bool = False
     ) -> dict[str, Any]:
-        """One decision on the facts `consistency` names; with `explain`, also why."""
+        """One decision on the facts `consistency` names; with `explain`, also why.
+
+        An explanation, or an answer as of a revision, also carries `warnings`: the
+        records it rests on found altered, the account not existing (see trust.py).
+        """
+        account = _account_of(resource)
         with self.snapshot(consistency) as (policy, facts, revision):
             situation = self._situation(policy, facts, actor, resource)
+            exists = facts.account_settings(account) is not None
         self._check_action(policy, resource["type"], action)
         answer: dict[str, Any] = {
             "allowed": policy.is_allowed(situation, action),
             "revision": revision,
             "policy": policy.sha256,
         }
+        as_of = consistency.revision if consistency.kind == "as_of" else None
+        missing = None if exists else missing_account_sentence(account, as_of)
         if explain:
-            answer["explanation"] = explain_decision(policy, situation, _names(actor, resource), action)
+            answer["explanation"] = explain_decision(
+                policy, situation, _names(actor, resource), action, missing_account=missing
+            )
+        if explain or as_of is not None:
+            # As of a revision, facts come from the log alone: the tables' drift does not touch them.
+            drifting = (account,) if as_of is None and exists else ()
+            answer["warnings"] = ([missing] if missing else []) + record_warnings(self.records, revision, drifting)
         return answer
 
     def authorize_batch(self, checks: list[dict], *, consistency: Consistency = LATEST) -> dict[str, Any]:
@@ -113,9 +137,15 @@ class Authorizer:
 
     def actions(self, actor: str, resource: Resource, *, consistency: Consistency = LATEST) -> dict[str, Any]:
         """Every action the policy grants `actor` on `resource`, sorted."""
+        account = _account_of(resource)
         with self.snapshot(consistency) as (policy, facts, revision):
             situation = self._situation(policy, facts, actor, resource)
-        return {"actions": sorted(policy.allowed_actions(situation)), "revision": revision, "policy": policy.sha256}
+            exists = facts.account_settings(account) is not None
+        answer = {"actions": sorted(policy.allowed_actions(situation)), "revision": revision, "policy": policy.sha256}
+        if consistency.kind == "as_of":
+            missing = [] if exists else [missing_account_sentence(account, consistency.revision)]
+            answer["warnings"] = missing + record_warnings(self.records, revision)
+        return answer
 
     def list_accounts(
         self,
@@ -157,6 +187,10 @@ class Authorizer:
             ids = ids[:page_size]
             next_token = _encode_page_token(ids[-1])
         return {"ids": ids, "next_page_token": next_token, "revision": revision, "policy": policy.sha256}
+
+
+def _account_of(resource: Resource) -> str:
+    return account_of(resource["type"], {name: value for name, value in resource.items() if name != "type"})
 
 
 def _names(actor: str, resource: Resource) -> Names:

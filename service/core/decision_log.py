@@ -32,7 +32,6 @@ from prometheus_client import Counter
 
 from models.database import Database
 from models.decision_log import DecisionStorage
-from policies.world import account_of
 
 LEVELS = ("all", "denied", "off")
 DEFAULT_RETENTION_DAYS = 90
@@ -97,6 +96,7 @@ class DecisionLog:
         self.flush_interval = flush_interval
         self._buffer: deque[tuple] = deque()
         self._writing = threading.Lock()  # the writer thread, `flush` and `close` write one at a time
+        self._starting = threading.Lock()  # never `_writing`: a request must not wait on a batch being written
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._thread_pid = 0
@@ -160,9 +160,11 @@ class DecisionLog:
             self._start_writer()
 
     def _start_writer(self) -> None:
-        with self._writing:
+        with self._starting:
             if self._thread_pid == os.getpid() or self._closed:
                 return
+            if self._thread_pid:  # a forked child: the parent's writer and its lock stay the parent's
+                self._writing = threading.Lock()
             self._thread_pid = os.getpid()
             self._stopping = threading.Event()
             self._thread = threading.Thread(target=self._run, name="authz-decision-log", daemon=True)
@@ -185,7 +187,7 @@ class DecisionLog:
             while self._buffer:
                 batch = [self._buffer.popleft() for _ in range(min(MAX_BATCH, len(self._buffer)))]
                 try:
-                    self.storage.insert([_row(record) for record in batch])
+                    self.storage.insert(_rows(batch))
                 except Exception as error:  # noqa: BLE001 - a failed batch is counted, never raised into a request
                     _WRITE_FAILED.inc(len(batch))
                     self._log_failure("could not write %d decisions: %s", len(batch), error)
@@ -256,11 +258,12 @@ def as_csv(decisions: list[dict[str, Any]]) -> str:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for decision in decisions:
-        writer.writerow([_cell(decision[column]) for column in CSV_COLUMNS])
+        writer.writerow([csv_cell(decision[column]) for column in CSV_COLUMNS])
     return out.getvalue()
 
 
-def _cell(value: Any) -> str:
+def csv_cell(value: Any) -> str:
+    """A value as a CSV cell a spreadsheet shows as text: ids may start with = + - @, formulas may not run."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -271,23 +274,29 @@ def _cell(value: Any) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
-def _row(record: tuple) -> tuple:
-    """A buffered record as a row of the table, in `models.decision_log.COLUMNS` order."""
-    moment, asker, actor, action, resource, allowed, code, revision, policy = record
-    return (
-        datetime.fromtimestamp(moment, UTC), asker.request_id, asker.api_key, asker.endpoint, actor, action,
-        json.dumps(resource, ensure_ascii=False, separators=(",", ":")), _account(resource), allowed, code, revision,
-        policy,
-    )
+_to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # built once: json.dumps with
+# arguments builds an encoder per call, a third of the writer's time per row
+
+
+def _rows(records: list[tuple]) -> list[tuple]:
+    """Buffered records as rows of the table, in `models.decision_log.COLUMNS` order (the writer's work)."""
+    rows = []
+    last_moment, last_time = None, None
+    for moment, asker, actor, action, resource, allowed, code, revision, policy in records:
+        if moment != last_moment:  # a batch's checks share theirs
+            last_moment, last_time = moment, datetime.fromtimestamp(moment, UTC)
+        rows.append((
+            last_time, asker.request_id, asker.api_key, asker.endpoint, actor, action, _to_json(resource),
+            _account(resource), allowed, code, revision, policy,
+        ))
+    return rows
 
 
 def _account(resource: dict) -> str | None:
-    """The account a resource belongs to (an Account's own id), or None when it names none."""
-    try:
-        attributes = {name: value for name, value in resource.items() if name != "type"}
-        return account_of(resource["type"], attributes)
-    except (KeyError, TypeError, ValueError):
-        return resource.get("account") if isinstance(resource.get("account"), str) else None
+    """The account a resource belongs to (an Account's own id), or None when it names none (`/v1/list`)."""
+    if resource.get("type") == "Account":
+        return resource.get("id")
+    return resource.get("account")
 
 
 def _document(row: dict[str, Any]) -> dict[str, Any]:

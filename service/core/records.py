@@ -35,7 +35,16 @@ from models.checkpoints import (
     write_checkpoints,
 )
 from models.database import Database
-from models.verification import Head, Verification, anchor_problem, read_head, snapshot, verify, verify_chain
+from models.verification import (
+    Head,
+    Verification,
+    anchor_problem,
+    facts_at_most,
+    read_head,
+    snapshot,
+    verify,
+    verify_chain,
+)
 
 logger = logging.getLogger("authz.records")
 _ANCHOR = re.compile(r"^([0-9]{1,19}):([0-9a-f]{64})$")
@@ -177,7 +186,8 @@ class Records:
     def status(self) -> RecordStatus:
         """The log as far as verified, in bounded work: what every auditor page and GET /v1/changes/verify show.
 
-        A log of at most TAIL_LIMIT entries is verified whole, fact tables included.
+        A log of at most TAIL_LIMIT entries over tables of at most TAIL_LIMIT rows each is
+        verified whole, fact tables included (a bulk-loaded store with a short log is not).
         A longer one: the last good verification plus the tail since, at most
         TAIL_LIMIT entries (the next request carries on); the fact tables as the last
         complete verification (`authz changes verify`) compared them. A problem found
@@ -186,7 +196,7 @@ class Records:
         with snapshot(self.db) as connection:
             latest, good, complete = latest_verifications(connection, self._genuine)
             head = _head(connection)
-            if head.revision <= TAIL_LIMIT:
+            if head.revision <= TAIL_LIMIT and facts_at_most(connection, TAIL_LIMIT):
                 result = verify(connection)
                 if result.ok and self.key is not None:
                     result = self._check_checkpoints(connection, result)

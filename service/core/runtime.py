@@ -66,7 +66,7 @@ class Runtime:
             policy=policy,
             cache=cache,
             store=store,
-            authorizer=Authorizer(db, cache, policy, keeper),
+            authorizer=Authorizer(db, cache, policy, keeper, records),
             keys=KeyRing(cache, preshared),
             keeper=keeper,
             decision_log=DecisionLog(db, level=level, retention_days=retention_days),

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from models.changelog import Who, entries
 from models.database import Database
 from models.errors import Conflict, NotFound
+from models.fact_cache import CACHE_DROP_KIND
 from models.history import POLICY_KIND
 from models.tables import AccountRow, MembershipRow
 from models.transactions import Transaction, read_transaction, write_transaction
@@ -203,6 +204,17 @@ class Store:
                 who, "support_agent.remove", user=user, before={"support_agent": True}, after={"support_agent": False}
             )
             return Written({"user": user, "support_agent": False}, revision)
+
+    # -- operations -----------------------------------------------------------
+
+    def drop_cached_facts(self, who: Who) -> int:
+        """Make every process forget its cached facts (after a repair made in the database); answers the revision.
+
+        Recorded in the change log like any change, so every process and host follows it.
+        """
+        with self._write(who) as tx:
+            tx.lock_counter()
+            return tx.log(who, CACHE_DROP_KIND, before={}, after={"cached_facts": "dropped"})
 
     # -- the policy ---------------------------------------------------------
 

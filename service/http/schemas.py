@@ -73,6 +73,11 @@ class AuthorizeAnswer(Schema):
     revision = fields.Integer(required=True)
     policy = fields.String(required=True, metadata={"description": "sha256 of the policy that decided"})
     explanation = fields.Nested(ExplanationSchema)
+    warnings = fields.List(
+        fields.String(),
+        metadata={"description": "with an explanation or as_of_revision: the records it rests on found altered, "
+                  "an account that does not exist; absent otherwise"},
+    )
 
 
 class BatchResult(Schema):
@@ -89,6 +94,11 @@ class ActionsAnswer(Schema):
     actions = fields.List(fields.String(), required=True)
     revision = fields.Integer(required=True)
     policy = fields.String(required=True)
+    warnings = fields.List(
+        fields.String(),
+        metadata={"description": "with an explanation or as_of_revision: the records it rests on found altered, "
+                  "an account that does not exist; absent otherwise"},
+    )
 
 
 class ListAnswer(Schema):
@@ -271,6 +281,10 @@ class ReadyAnswer(Schema):
 class PolicyAnswer(Schema):
     sha256 = fields.String(required=True)
     text = fields.String(required=True)
+
+
+class CacheDropAnswer(Schema):
+    revision = fields.Integer(required=True, metadata={"description": "the change-log entry every worker follows"})
 
 
 class PolicyReloadAnswer(Schema):

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from flask import Blueprint, current_app, g
 
 from models.changelog import Who
+from models.errors import DATABASE_ERRORS
+from models.facts import read_revision
 from service.core.decision_log import Asker
 from service.core.errors import ANSWERED
 from service.http import schemas
@@ -50,7 +52,7 @@ def _who(body: dict | None = None, query: dict | None = None) -> Who:
 def _refusal_recorded(endpoint_rule: str, who: Who, action: str, resource: dict) -> Iterator[None]:
     """Record the write in the decision log if it is refused with 403 (forbidden) or 409 (an invariant).
 
-    Its revision is the latest this process had seen when it refused (the write changed nothing).
+    Its revision is the latest when it was refused (the write changed nothing).
     """
     try:
         yield
@@ -59,10 +61,16 @@ def _refusal_recorded(endpoint_rule: str, who: Who, action: str, resource: dict)
             runtime = current_app.extensions["authz"]
             runtime.decision_log.refused_write(
                 Asker(g.get("request_id"), g.caller.name, endpoint_rule), who.acting_user, action, resource,
-                error.code, revision=runtime.cache.revision if runtime.cache.revision >= 0 else None,
-                policy=runtime.policy().sha256,
+                error.code, revision=_latest_revision(runtime), policy=runtime.policy().sha256,
             )
         raise
+
+
+def _latest_revision(runtime) -> int | None:
+    try:
+        return read_revision(runtime.db)
+    except DATABASE_ERRORS:  # the refusal stands; its record says the revision is unknown
+        return None
 
 
 def _membership(account_id: str, user: str) -> dict:

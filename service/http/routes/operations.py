@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, g
 
+from models.changelog import Who
 from models.facts import read_revision
 from service.http import schemas
 from service.http.declare import endpoint
@@ -75,3 +76,13 @@ def reload_policy(body: dict):
     if not result.loaded:
         return _json(error_body("policy_rejected", result.reason), 409)
     return {"sha256": result.sha256, "revision": result.revision, "reason": result.reason}
+
+
+@endpoint(
+    operations, "/v1/cache/drop", "POST", scope="admin", body=schemas.EmptyBody, answer=schemas.CacheDropAnswer,
+    summary="Make every worker drop its cached facts and read them again (after a repair made in the database)",
+)
+def drop_cached_facts(body: dict) -> dict:
+    """Recorded in the change log (kind `cache.drop`): every worker and host follows it within one revision."""
+    runtime = current_app.extensions["authz"]
+    return {"revision": runtime.store.drop_cached_facts(Who(None, g.caller.key_id))}

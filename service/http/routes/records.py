@@ -31,6 +31,7 @@ def access_review(query: dict):
     """Computed from the policy's answers for the stored facts; for PaymentMethod and Membership, each action
     with the condition it needs ("own payment methods only"). `format=csv` answers text/csv with a header row."""
     runtime = current_app.extensions["authz"]
+    runtime.cache.sync()  # follow the log: another process may have taken up a new policy
     policy = runtime.policy()
     if "account" in query:
         review = access_review_core.review_account(runtime.db, policy, query["account"])
