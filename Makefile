@@ -48,7 +48,9 @@ chromium:
 bench: $(INSTALLED)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.run
-	@if [ -n "$$BENCH_LARGE" ] && [ "$$BENCH_LARGE" != 0 ]; then $(BIN)/python -m bench.large; fi
+	$(BIN)/python -m bench.decision_log postgres
+	@if [ -n "$$BENCH_LARGE" ] && [ "$$BENCH_LARGE" != 0 ]; then \
+		$(BIN)/python -m bench.large && $(BIN)/python -m bench.audit_scale --accounts 1000000; fi
 
 ## Soak test with faults (about 2 minutes, on a throwaway PostgreSQL cluster of its own, 127.0.0.1 only); writes bench/SOAK.md; not part of `make test`.
 soak: $(INSTALLED)

@@ -1065,7 +1065,7 @@ def write_report(result: dict, failures: list[str]) -> None:
         lines.append(f"| {name} | {value} |")
     lines += [
         f"| PostgreSQL | {result.get('postgresql', '?')}, a throwaway cluster of the soak's own on 127.0.0.1 (bench/soak_pg.py) |",
-        f"| server | `authz serve`: gunicorn, {result['workers']} sync workers, on 127.0.0.1 |",
+        f"| server | `authz serve`: granian, {result['workers']} workers of {os.environ.get('AUTHZ_THREADS', '2')} threads, on 127.0.0.1 |",
         f"| clients | {result['clients']} threads in one process, each with two `service.client.AuthzClient`s "
         "(one for writes, one for checks; timeout 2 s, 3 retries) |",
         f"| run | {result.get('run seconds', 0):.1f} s of traffic (asked: {result['seconds']:.0f} s); "
@@ -1073,7 +1073,7 @@ def write_report(result: dict, failures: list[str]) -> None:
         f"| data | {OWN_ACCOUNTS * result['clients'] + SHARED_ACCOUNTS} accounts seeded through the API; "
         f"each thread owns {USERS_PER_THREAD} users, {OWN_ACCOUNTS} accounts, a payment manager and a support agent |",
         "| faults | at 1/3 the database is stopped (`pg_ctl -m fast stop`: every session cut), "
-        f"left down {DB_DOWN_SECONDS:.0f} s, started; at 2/3 SIGKILL to a gunicorn worker caught inside a write transaction |",
+        f"left down {DB_DOWN_SECONDS:.0f} s, started; at 2/3 SIGKILL to a granian worker caught inside a write transaction |",
         "",
     ]
     if "aborted" in result:
@@ -1303,7 +1303,7 @@ def reading(result: dict, failures: list[str]) -> str:
                  f"{seconds(database['after restart']['write'])} later, without any restart. ")
     if kill:
         text += (f"After the worker was killed, the first decision came {seconds(kill['first']['decision'])} later "
-                 f"and gunicorn had a replacement running after {seconds(kill['replaced after'])}; the client threads' "
+                 f"and granian had a replacement running after {seconds(kill['replaced after'])}; the client threads' "
                  f"failed HTTP attempts in the 5 s from the kill: {_attempts_failed(stats, kill['at'])}. ")
     if not failures:
         text += ("No acknowledged write was lost, no change is unexplained, the tables hold exactly the state the "

@@ -8,9 +8,10 @@ machine's noise falls on both sides:
   non-finite numbers, lone surrogates), on an authorize body and batches of 100
   and 1,000 checks;
 - a whole request through the Flask test client (authentication, the quick path,
-  the decision, the answer) on a SQLite store, in a fresh process per round for the
-  code of this checkout and for the code of another checkout given as `--before`
-  (e.g. main before strict input).
+  the decision, the answer) on a SQLite store: in one process with the reader of
+  before strict input and `json_body` swapped in alternating rounds; and in a fresh
+  process per round for the code of two checkouts (`--before`, e.g. main before
+  strict input, and `--after`, by default this one).
 
     .venv/bin/python -m bench.strict_input --before /path/to/checkout [--after /path/to/checkout] [--rounds 5]
 """
@@ -24,8 +25,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from service.http.json_body import parse
+from service.http.errors import ApiError
+from service.http.json_body import MAX_BODY_BYTES, parse
 
 CHECK = {
     "actor": {"type": "User", "id": "u_partner"},
@@ -62,6 +65,56 @@ for number in range(calls + 200):
         samples.append(elapsed)
 print(json.dumps({"module": sys.modules["service.app"].__file__, "median": statistics.median(samples)}))
 """
+
+
+def _reader_before_strict_input() -> Any:
+    """How `declare._json_body` read a body before strict input (the content length, then `json.loads`)."""
+    from flask import request
+
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise ApiError(413, "body_too_large", "too large")
+    raw = request.get_data(cache=False)
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {error}") from error
+
+
+def measure_readers_in_requests(rounds: int, calls: int) -> dict[str, float]:
+    """In one process, whole `POST /v1/authorize` requests with the reader before strict input and with
+    `json_body` (swapped in `declare` in alternating rounds): the median of each one's per-round medians."""
+    import logging
+    import tempfile
+
+    from service.app import create_app
+    from service.http import declare
+
+    app = create_app({"DATABASE_URL": f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite3", "AUTHZ_PRESHARED_KEY": "k"})
+    logging.disable(logging.CRITICAL)
+    client = app.test_client()
+    headers = {"Authorization": "Bearer k", "Content-Type": "application/json"}
+    client.post("/v1/accounts", data=json.dumps({"id": "acc_b", "name": "B", "admin": "u_client"}), headers=headers)
+    body = json.dumps({"actor": {"type": "User", "id": "u_client"}, "action": "read",
+                       "resource": {"type": "Account", "id": "acc_b"}}).encode()
+    readers = {"before": _reader_before_strict_input, "json_body": declare._json_body}
+    medians: dict[str, list[float]] = {label: [] for label in readers}
+    try:
+        for round_number in range(rounds):
+            for label, reader in list(readers.items())[:: 1 if round_number % 2 == 0 else -1]:
+                declare._json_body = reader
+                samples = []
+                for _ in range(calls):
+                    started = time.perf_counter()
+                    response = client.post("/v1/authorize", data=body, headers=headers)
+                    samples.append(time.perf_counter() - started)
+                    assert response.status_code == 200, response.data
+                medians[label].append(statistics.median(samples))
+    finally:
+        declare._json_body = readers["json_body"]
+        app.extensions["authz"].close()
+    return {label: statistics.median(values) for label, values in medians.items()}
 
 
 def _reader_round(raw: bytes, calls: int) -> dict[str, float]:
@@ -114,6 +167,10 @@ def main() -> None:
     for name, figures in measure_reader(options.rounds).items():
         old, new = figures["json.loads"], figures["json_body.parse"]
         print(f"  {name:>15}: json.loads {old * 1e6:9.1f} µs, json_body.parse {new * 1e6:9.1f} µs, ×{new / old:.2f}")
+    in_one = measure_readers_in_requests(options.rounds, options.calls)
+    print(f"POST /v1/authorize in one process, the body reader swapped in alternating rounds: before strict input "
+          f"{in_one['before'] * 1e6:.1f} µs, json_body {in_one['json_body'] * 1e6:.1f} µs, "
+          f"×{in_one['json_body'] / in_one['before']:.3f}")
     requests = measure_requests(options.before.resolve(), options.after.resolve(), options.rounds, options.calls)
     print(f"POST /v1/authorize through the Flask test client, median of {options.rounds} rounds' medians:")
     print(f"  before ({options.before}): {requests['before'] * 1e6:.1f} µs; after ({options.after}): "

@@ -109,24 +109,26 @@ def record_verification(db: Database, **fields) -> None:
 def latest_verifications(
     connection: Connection, accept: Callable[[VerificationRecord], bool]
 ) -> tuple[VerificationRecord | None, VerificationRecord | None, VerificationRecord | None]:
-    """(the latest verification, the latest good one, the latest complete one), each among those `accept`ed."""
-    latest = good = complete = None
-    rows = connection.execution_options(stream_results=True, yield_per=100).execute(
-        select(_VERIFICATIONS).order_by(_VERIFICATIONS.c.id.desc())
-    )
-    for row in rows:
-        record = _record(row)
-        if not accept(record):
-            continue
-        latest = latest or record
-        if record.ok and good is None:
-            good = record
-        if record.complete and complete is None:
-            complete = record
-        if good is not None and complete is not None:
-            break
-    rows.close()
-    return latest, good, complete
+    """(the latest verification, the latest good one, the latest complete one), each among those `accept`ed.
+
+    Each is read newest first and normally found in the first row: the table grows by a row
+    each time a page verifies a new tail, and is never read whole.
+    """
+
+    def newest(*conditions) -> VerificationRecord | None:
+        rows = connection.execution_options(stream_results=True, yield_per=20).execute(
+            select(_VERIFICATIONS).where(*conditions).order_by(_VERIFICATIONS.c.id.desc())
+        )
+        try:
+            for row in rows:
+                record = _record(row)
+                if accept(record):
+                    return record
+            return None
+        finally:
+            rows.close()
+
+    return newest(), newest(_VERIFICATIONS.c.ok.is_(True)), newest(_VERIFICATIONS.c.complete.is_(True))
 
 
 def _record(row) -> VerificationRecord:

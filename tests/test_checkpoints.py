@@ -194,3 +194,16 @@ def test_a_short_log_over_large_tables_is_not_compared_inside_a_request(app, api
     result = verify(database_url, monkeypatch, key=None)
     assert result.exit_code == 1 and "20 differences" in result.output
     assert not app.extensions["authz"].records.status().ok  # the pages now say so
+
+
+def test_with_the_key_a_verification_slipped_into_the_table_is_ignored(signed, short_tail, database_url, monkeypatch):
+    app, api = signed
+    write(api, 12)
+    assert verify(database_url, monkeypatch).exit_code == 0
+    records = app.extensions["authz"].records
+    head = records.head()
+    tamper(app.extensions["authz"].db,
+           "INSERT INTO verifications (at, complete, ok, checked_from, revision, hash, entries, problem, drift_count, drift) "
+           f"VALUES ('2030-01-01', true, false, 0, {head.revision}, '{head.sha256}', 1, 'forged', 1, '[\"x\"]')")
+    assert records.status().ok
+    assert not Records(app.extensions["authz"].db).status().ok  # without the key, it would count
