@@ -388,8 +388,8 @@ def test_a_batch_the_database_refuses_is_dropped_and_counted(app, api):
 
 
 def test_one_statement_and_row_by_row_store_the_same(app, api):
-    """The writer's one INSERT from a JSON array stores exactly what the row-by-row way does: time to the
-    microsecond, resource text, account, allowed, code; and a batch that is not JSON is still written."""
+    """The writer's one-statement insert (records built on the request path) stores exactly what the row-by-row
+    way does: time to the microsecond, resource text, account, allowed, code; a resource with NaN is written."""
     from service.core.decision_log import _rows
 
     decision_log = _log(app)
@@ -421,5 +421,5 @@ def test_one_statement_and_row_by_row_store_the_same(app, api):
 
     decision_log.decision(asker, "u_nan", "read", {"type": "Account", "id": "acc_n", "n": float("nan")}, True,
                           revision=1, policy="p")
-    assert decision_log.flush() == 1  # not JSON the database takes: written row by row
+    assert decision_log.flush() == 1  # NaN is no JSON a database takes: the resource is stored as its text
     assert [row["account"] for row in decision_log.page(actor="u_nan")["decisions"]] == ["acc_n"]
