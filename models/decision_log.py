@@ -92,8 +92,8 @@ class DecisionStorage:
         """Insert `rows`, each a tuple of COLUMNS (`time` an aware datetime, `resource` JSON text), in bulk.
 
         PostgreSQL: one COPY (the rows go to their day's partition); SQLite: one executemany
-        of a prepared INSERT. Neither goes through SQLAlchemy's compiler: this runs every
-        half second in every worker, beside the requests.
+        of a prepared INSERT. The decision log's writer uses `insert_records`; this is its way
+        when that is refused, and the tests'.
         """
         if not rows:
             return

@@ -1,6 +1,7 @@
 """The decision log: every decision answered and every write refused, recorded off the request path.
 
-A request only appends to a bounded in-memory buffer (no lock, no I/O); a writer
+A request only appends its records, already as rows (the resource's JSON text, its
+account), to a bounded in-memory buffer (no lock, no I/O); a writer
 thread of the same process takes what is buffered every FLUSH_INTERVAL seconds and
 inserts it in batches, so a decision is readable within about a second and never
 waits on the database. When the buffer is full, or a batch cannot be written, the
