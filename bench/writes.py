@@ -224,7 +224,7 @@ def check_invariants(
                     ),
                 ]
                 # The chain only: the store was bulk-loaded, so its tables hold facts no entry records.
-                verification = verify_chain(session)
+                verification = verify_chain(connection)
                 checks.append(InvariantCheck(
                     "the change log's hash chain verifies (`authz changes verify` also compares the tables)", "ok",
                     "ok" if verification.ok else verification.problem, verification.ok,
