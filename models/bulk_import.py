@@ -230,15 +230,20 @@ def _entries(chunk: ChunkWrite, who: Who) -> list[dict[str, Any]]:
     return entries
 
 
-def _insert_rows(session: Session, accounts: list, memberships: list, support: list, changes: list) -> None:
-    """SQLite: one prepared multi-row executemany per table, on the driver's connection, in the session's transaction."""
-    connection = session.connection().connection.driver_connection
-    for table, columns, rows in (
+def _tables(accounts: list, memberships: list, support: list, changes: list) -> tuple:
+    """(table, columns, rows) of a chunk, in the order they are written (accounts before their memberships)."""
+    return (
         ("accounts", _ACCOUNT_COLUMNS, accounts),
         ("memberships", ("account_id", "user_id", "role"), memberships),
         ("support_agents", ("user_id",), support),
         ("changes", _CHANGE_COLUMNS, changes),
-    ):
+    )
+
+
+def _insert_rows(session: Session, accounts: list, memberships: list, support: list, changes: list) -> None:
+    """SQLite: one prepared multi-row executemany per table, on the driver's connection, in the session's transaction."""
+    connection = session.connection().connection.driver_connection
+    for table, columns, rows in _tables(accounts, memberships, support, changes):
         if rows:
             marks = ", ".join("?" for _column in columns)
             connection.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
@@ -248,12 +253,7 @@ def _copy_rows(session: Session, accounts: list, memberships: list, support: lis
     """COPY every row (in the session's transaction; the change log's trigger notifies listeners at commit)."""
     connection = session.connection().connection.driver_connection
     with connection.cursor() as cursor:
-        for table, columns, rows in (
-            ("accounts", _ACCOUNT_COLUMNS, accounts),
-            ("memberships", ("account_id", "user_id", "role"), memberships),
-            ("support_agents", ("user_id",), support),
-            ("changes", _CHANGE_COLUMNS, changes),
-        ):
+        for table, columns, rows in _tables(accounts, memberships, support, changes):
             if rows:
                 with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
                     for row in rows:
