@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,14 +36,14 @@ from pathlib import Path
 import psycopg
 import requests
 
-from bench import datasets, wrk
+from bench import datasets, servers, wrk
 from bench.datasets import SMALL
 from bench.server import HEADERS, KEY
 from bench.workload import authorize_lines, batch_body, decision_pool
 from models.database import Database
 from models.decision_log import DecisionStorage, total_size
 from service.core.decision_log import Asker, DecisionLog
-from tests.servers import free_port, served
+from tests.servers import served
 
 PROJECT = Path(__file__).resolve().parent.parent
 POSTGRES_ADMIN = os.environ.get("AUTHZ_BENCH_POSTGRES", "postgresql://127.0.0.1:5432/postgres")
@@ -63,32 +64,10 @@ def say(message: str) -> None:
 
 
 @contextmanager
-def floor_server(directory: Path):
-    """SPEC's floor: `bench/floor_app.py` on gunicorn, 2 sync workers."""
-    port = free_port()
-    log = (directory / "floor.log").open("wb")
-    process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("gunicorn")), "-w", "2", "-k", "sync", "-b", f"127.0.0.1:{port}",
-         "bench.floor_app:app"],
-        cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(base + "/", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the floor server did not start")
-            time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
+def floor_server(directory: Path) -> Iterator[str]:
+    """SPEC's floor (`bench.servers.FLOOR`: `bench/floor_app.py` on gunicorn, 2 sync workers); yields its base URL."""
+    with servers.start(servers.FLOOR, "", directory) as running:
+        yield running.base
 
 
 def batch_ms(base: str, body: bytes, calls: int) -> list[float]:

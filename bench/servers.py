@@ -103,7 +103,14 @@ def candidates() -> list[Candidate]:
     return found
 
 
-FLOOR = Candidate("floor: Flask jsonify on gunicorn sync 2w", gunicorn(["--workers", "2"], "bench.floor_app:app"), ready_path="/")
+# SPEC's floor, the one every bench compares with: gunicorn's defaults (sync workers), not the service's
+# gunicorn settings, whose post_fork would build the whole service in each floor worker.
+FLOOR = Candidate(
+    "floor: Flask jsonify on gunicorn sync 2w",
+    lambda port: [str(BIN / "python"), "-m", "gunicorn", "--workers", "2", "--worker-class", "sync",
+                  "--bind", f"127.0.0.1:{port}", "bench.floor_app:app"],
+    ready_path="/",
+)
 
 
 @dataclass
