@@ -15,20 +15,11 @@ import requests
 from tests.servers import running_server
 from tests.support import TEST_KEY, Api, http_transport
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
+# The browser fixture, and the module-level skip where playwright or chromium is missing.
+from tests.test_audit_browser import browser  # noqa: F401 - a fixture
+
 A4_WIDTH_PX = 794  # 210 mm at 96 px per inch
 PHONE = {"width": 390, "height": 844}
-
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError as error:
-    pytest.skip(f"the playwright package cannot be imported ({error}): browser tests skipped", allow_module_level=True)
-if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium): browser tests skipped", allow_module_level=True)
 
 
 def seed(api: Api) -> None:
@@ -52,23 +43,13 @@ def server(tmp_path):
         yield base
 
 
-@pytest.fixture
-def browser():
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
 def shots(tmp_path: Path) -> Path:
     directory = Path(os.environ.get("AUTHZ_SCREENSHOTS") or tmp_path)
     directory.mkdir(parents=True, exist_ok=True)
     return directory
 
 
-def test_the_change_log_filters_and_pages_by_clicking(server, browser):
+def test_the_change_log_filters_and_pages_by_clicking(server, browser):  # noqa: F811
     context = browser.new_context(http_credentials={"username": "auditor", "password": TEST_KEY},
                                   viewport={"width": 1280, "height": 900})
     page = context.new_page()
@@ -97,7 +78,7 @@ def test_the_change_log_filters_and_pages_by_clicking(server, browser):
     context.close()
 
 
-def test_the_change_log_prints_on_a4_and_reads_on_a_phone(server, browser, tmp_path):
+def test_the_change_log_prints_on_a4_and_reads_on_a_phone(server, browser, tmp_path):  # noqa: F811
     directory = shots(tmp_path)
     credentials = {"username": "auditor", "password": TEST_KEY}
 
