@@ -46,13 +46,13 @@ class Authorizer:
         cache: FactCache,
         policy: Callable[[], Policy],
         keeper: PolicyKeeper,
-        records: Records | None = None,
+        records: Records,
     ) -> None:
         self.db = db
         self.cache = cache
         self.policy = policy
         self.keeper = keeper
-        self.records = records or Records(db)
+        self.records = records
 
     @contextmanager
     def snapshot(self, consistency: Consistency = LATEST) -> Iterator[tuple[Policy, FactSource, int]]:
@@ -95,23 +95,24 @@ class Authorizer:
         An explanation, or an answer as of a revision, also carries `warnings`: the
         records it rests on found altered, the account not existing (see trust.py).
         """
-        account = _account_of(resource)
+        as_of = consistency.revision if consistency.kind == "as_of" else None
+        warned = explain or as_of is not None  # only these answers say whether the account exists
+        account = _account_of(resource) if warned else None
         with self.snapshot(consistency) as (policy, facts, revision):
             situation = self._situation(policy, facts, actor, resource)
-            exists = facts.account_settings(account) is not None
+            exists = not warned or facts.account_settings(account) is not None
         self._check_action(policy, resource["type"], action)
         answer: dict[str, Any] = {
             "allowed": policy.is_allowed(situation, action),
             "revision": revision,
             "policy": policy.sha256,
         }
-        as_of = consistency.revision if consistency.kind == "as_of" else None
         missing = None if exists else missing_account_sentence(account, as_of)
         if explain:
             answer["explanation"] = explain_decision(
                 policy, situation, _names(actor, resource), action, missing_account=missing
             )
-        if explain or as_of is not None:
+        if warned:
             # As of a revision, facts come from the log alone: the tables' drift does not touch them.
             drifting = (account,) if as_of is None and exists else ()
             answer["warnings"] = ([missing] if missing else []) + record_warnings(self.records, revision, drifting)
@@ -137,12 +138,13 @@ class Authorizer:
 
     def actions(self, actor: str, resource: Resource, *, consistency: Consistency = LATEST) -> dict[str, Any]:
         """Every action the policy grants `actor` on `resource`, sorted."""
-        account = _account_of(resource)
+        as_of = consistency.kind == "as_of"  # only an answer as of a revision says whether the account exists
+        account = _account_of(resource) if as_of else None
         with self.snapshot(consistency) as (policy, facts, revision):
             situation = self._situation(policy, facts, actor, resource)
-            exists = facts.account_settings(account) is not None
+            exists = not as_of or facts.account_settings(account) is not None
         answer = {"actions": sorted(policy.allowed_actions(situation)), "revision": revision, "policy": policy.sha256}
-        if consistency.kind == "as_of":
+        if as_of:
             missing = [] if exists else [missing_account_sentence(account, consistency.revision)]
             answer["warnings"] = missing + record_warnings(self.records, revision)
         return answer
