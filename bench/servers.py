@@ -316,25 +316,27 @@ def decision_log_side_by_side(rounds: int, seconds: float, work: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+@contextmanager
+def _scratch() -> Iterator[tuple[Path, Path]]:
+    """bench/out (kept) and a work folder inside it for the servers' logs and metrics (removed)."""
+    out = PROJECT / "bench" / "out"
+    out.mkdir(exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="servers-", dir=out))
+    try:
+        yield out, work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> int:
     if sys.argv[1:] == ["decision-log"]:
-        out = PROJECT / "bench" / "out"
-        out.mkdir(exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix="servers-", dir=out))
-        try:
+        with _scratch() as (_out, work):
             rendered = decision_log_side_by_side(int(os.environ.get("SERVERS_ROUNDS", "4")), 3.0, work)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
         print(rendered)
         return 0
     if sys.argv[1:] == ["writes"]:
-        out = PROJECT / "bench" / "out"
-        out.mkdir(exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix="servers-", dir=out))
-        try:
+        with _scratch() as (out, work):
             rendered = writes_side_by_side(int(os.environ.get("SERVERS_ROUNDS", "5")), 8.0, work)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
         (out / "servers-writes.md").write_text(rendered)
         print(rendered)
         return 0
@@ -343,14 +345,9 @@ def main() -> int:
         return 2
     rounds = int(os.environ.get("SERVERS_ROUNDS", "5"))
     seconds = float(os.environ.get("SERVERS_SECONDS", "3"))
-    out = PROJECT / "bench" / "out"
-    out.mkdir(exist_ok=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    work = Path(tempfile.mkdtemp(prefix="servers-", dir=out))
-    try:
+    with _scratch() as (out, work):
         results = measure(rounds, seconds, work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     (out / "servers.json").write_text(json.dumps(results, indent=2, default=str))
     rendered = table(results)
     (out / "servers.md").write_text(rendered)
