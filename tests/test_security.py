@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import re
 
 import pytest
 
@@ -43,6 +45,27 @@ def test_a_request_id_is_echoed_or_made(app):
         "/v1/authorize", data="{", headers={"Authorization": f"Bearer {TEST_KEY}", "Content-Type": "application/json"}
     )
     assert failing.status_code == 400 and len(failing.headers["X-Request-Id"]) == 32
+
+
+def test_made_request_ids_never_repeat_not_even_in_a_forked_worker(app):
+    """Made ids are a per-process random prefix and a counter: a fork draws its own prefix."""
+    client = app.test_client()
+    made = [client.get("/healthz").headers["X-Request-Id"] for _ in range(50)]
+    assert len(set(made)) == 50 and all(re.fullmatch(r"[0-9a-f]{32}", made_id) for made_id in made)
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child answers one request and reports its id
+        try:
+            os.write(writing, app.test_client().get("/healthz").headers["X-Request-Id"].encode())
+        finally:
+            os._exit(0)
+    os.close(writing)
+    os.waitpid(child, 0)
+    in_child = os.read(reading, 64).decode()
+    os.close(reading)
+    after = client.get("/healthz").headers["X-Request-Id"]
+    assert len(in_child) == 32 and in_child not in made and in_child != after
+    assert in_child[:16] != made[0][:16] and after[:16] == made[0][:16]
 
 
 def test_logs_are_json_without_keys_or_ids(app, api):

@@ -9,10 +9,8 @@ from __future__ import annotations
 from flask import Flask
 
 from service.http.errors import register_error_handlers
+from service.http.hooks import install_hooks
 from service.http.json_body import MAX_BODY_BYTES
-from service.http.limits import check_sizes
-from service.http.logs import request_logging
-from service.http.metrics import instrument
 from service.http.routes.decisions import decisions
 from service.http.routes.facts import facts
 from service.http.routes.operations import operations
@@ -20,13 +18,11 @@ from service.http.routes.records import records
 
 
 def install_api(app: Flask) -> None:
-    """Register the v1 endpoints and operations, the error handlers, metrics and request logging on `app`."""
+    """Register the v1 endpoints and operations, the error handlers, and the hooks of every request (ids, limits, metrics, logs) on `app`."""
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES + 1  # one byte over: see declare._json_body
     app.register_blueprint(decisions)
     app.register_blueprint(facts)
     app.register_blueprint(operations)
     app.register_blueprint(records)
     register_error_handlers(app)
-    instrument(app)
-    request_logging(app)
-    check_sizes(app)  # after the request is timed and identified, so that its refusal is counted and logged
+    install_hooks(app)

@@ -89,15 +89,16 @@ def endpoint(
 
         @wraps(view)
         def handle(**path_arguments: Any) -> Response:
+            environ = request.environ  # read directly: each use of `request` is a context-variable lookup
             if scope is not None:
                 keys = current_app.extensions["authz"].keys
-                g.caller = authenticate(keys, request.headers.get("Authorization"), scopes)
+                g.caller = authenticate(keys, environ.get("HTTP_AUTHORIZATION"), scopes)
             for name, value in path_arguments.items():
                 _check_path_argument(name, value)
             arguments = dict(path_arguments)
             # An endpoint without query parameters and a request without a query string (the decision
-            # endpoints' hot path) cost one test here: `query_string` is the raw bytes, parsed by nobody.
-            if query is not None or request.query_string:
+            # endpoints' hot path) cost one test here: the raw query string, parsed by nobody.
+            if query is not None or environ.get("QUERY_STRING"):
                 loaded_query = query_schema.load(_query_arguments())
                 if query is not None:
                     arguments["query"] = loaded_query

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import time
 
-from flask import Flask, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -31,24 +29,16 @@ _children: dict[tuple[str, int], tuple] = {}  # (endpoint, status) -> its reques
 _revision_seen = -1
 
 
-def instrument(app: Flask) -> None:
-    """Count and time every request."""
-
-    @app.before_request
-    def _start() -> None:
-        g.started = time.perf_counter()
-
-    @app.after_request
-    def _finish(response):
-        key = (request.url_rule.rule if request.url_rule is not None else "unmatched", response.status_code)
-        children = _children.get(key)
-        if children is None:  # labels() looks up and locks: once per endpoint and status, not per request
-            children = _children[key] = (REQUESTS.labels(key[0], str(key[1])), LATENCY.labels(key[0]))
-        children[0].inc()
-        children[1].observe(time.perf_counter() - g.get("started", time.perf_counter()))
-        if response.status_code == 503:
-            UNAVAILABLE.inc()
-        return response
+def count_request(route: str, status: int, seconds: float) -> None:
+    """Count and time one request answered, by its route pattern and status."""
+    key = (route, status)
+    children = _children.get(key)
+    if children is None:  # labels() looks up and locks: once per endpoint and status, not per request
+        children = _children[key] = (REQUESTS.labels(route, str(status)), LATENCY.labels(route))
+    children[0].inc()
+    children[1].observe(seconds)
+    if status == 503:
+        UNAVAILABLE.inc()
 
 
 def record_decisions(revision: int, outcomes: list[bool]) -> None:
