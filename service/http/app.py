@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from service.http.decision_lane import DecisionLane
 from service.http.errors import register_error_handlers
 from service.http.hooks import install_hooks
 from service.http.json_body import MAX_BODY_BYTES
@@ -26,3 +27,4 @@ def install_api(app: Flask) -> None:
     app.register_blueprint(records)
     register_error_handlers(app)
     install_hooks(app)
+    app.wsgi_app = DecisionLane(app.wsgi_app, app.extensions["authz"])  # plain decisions, answered before Flask

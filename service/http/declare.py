@@ -41,6 +41,13 @@ class Endpoint:
     description: str = ""
     path_parameters: list[str] = field(default_factory=list)
 
+    @property
+    def scopes(self) -> tuple[str, ...] | None:
+        """The scopes a caller's key must hold one of; None: any valid key (`"any"`) or none at all."""
+        if self.scope in (None, "any"):
+            return None
+        return self.scope if isinstance(self.scope, tuple) else (self.scope,)
+
 
 ENDPOINTS: list[Endpoint] = []
 
@@ -82,7 +89,7 @@ def endpoint(
         path_parameters=[part[1:-1].split(":")[-1] for part in rule.split("/") if part.startswith("<")],
     )
     ENDPOINTS.append(declared)
-    scopes = None if scope in (None, "any") else scope if isinstance(scope, tuple) else (scope,)
+    scopes = declared.scopes
 
     def decorator(view: Callable) -> Callable:
         declared.description = (view.__doc__ or "").strip()

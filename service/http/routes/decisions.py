@@ -10,6 +10,7 @@ from flask import Blueprint, current_app, g
 
 from service.core.consistency import LATEST
 from service.core.decision_log import Asker
+from service.core.runtime import Runtime
 from service.http import quick_bodies, schemas
 from service.http.declare import endpoint
 from service.http.metrics import record_decisions
@@ -39,13 +40,21 @@ def authorize(body: dict) -> dict:
     With `as_of_revision: N`, answers as of revision N: facts rebuilt from the change log, and the
     policy that was in force then.
     """
-    answer = _authorizer().authorize(
+    return answer_authorize(current_app.extensions["authz"], _asker("/v1/authorize"), body)
+
+
+def answer_authorize(runtime: Runtime, asker: Asker, body: dict) -> dict:
+    """The answer of `POST /v1/authorize` to a loaded body, counted and handed to the decision log.
+
+    The view above and the decision lane (`service/http/decision_lane.py`) both answer through here.
+    """
+    answer = runtime.authorizer.authorize(
         body["actor"]["id"], body["action"], body["resource"],
         consistency=body.get("consistency", LATEST), explain=body["explain"],
     )
     record_decisions(answer["revision"], [answer["allowed"]])
-    _decision_log().decision(
-        _asker("/v1/authorize"), body["actor"]["id"], body["action"], body["resource"], answer["allowed"],
+    runtime.decision_log.decision(
+        asker, body["actor"]["id"], body["action"], body["resource"], answer["allowed"],
         revision=answer["revision"], policy=answer["policy"],
     )
     return answer
