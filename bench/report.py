@@ -79,6 +79,11 @@ def render(results: dict) -> str:
         f"Written by `{results['command']}` (which runs `.venv/bin/python -m bench.run`) in "
         f"{results['seconds'] / 60:.1f} minutes. Do not edit by hand: run it again.",
         "",
+        "The 1,000,000-account shape (`BENCH_LARGE=1 make bench`) is reported apart: [LARGE.md](LARGE.md) "
+        "(`authz import`, cold decisions, lists, start-up; written by `bench.large`) and "
+        "[AUDIT_SCALE.md](AUDIT_SCALE.md) (`authz changes verify` and the auditor's pages; `bench.audit_scale` "
+        "prints them, recorded there with the command).",
+        "",
         "## Machine",
         "",
         "| | |",
