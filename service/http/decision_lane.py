@@ -35,9 +35,9 @@ from service.core.runtime import Runtime
 from service.http import json_body, quick_bodies
 from service.http.auth import authenticate
 from service.http.declare import ENDPOINTS
+from service.http.hooks import record_request
 from service.http.limits import refuse_oversized
-from service.http.logs import REQUEST_ID_HEADER, log_request, request_id
-from service.http.metrics import count_request
+from service.http.logs import REQUEST_ID_HEADER, request_id
 from service.http.routes.decisions import answer_authorize
 
 PATH = "/v1/authorize"
@@ -79,9 +79,7 @@ class DecisionLane:
             return self.app(environ, start_response)
         identifier, caller_key, encoded = answered
         start_response(self.status_line, [*_HEADERS, ("Content-Length", str(len(encoded))), (REQUEST_ID_HEADER, identifier)])
-        seconds = time.perf_counter() - started
-        count_request(PATH, self.status, seconds)
-        log_request(identifier, "POST", PATH, self.status, seconds, caller_key)
+        record_request(identifier, "POST", PATH, self.status, time.perf_counter() - started, caller_key)
         return [encoded]
 
     def _answer(self, environ: dict, raw: bytes) -> tuple[str, str, bytes] | None:

@@ -36,8 +36,15 @@ def install_hooks(app: Flask) -> None:
         response.headers[REQUEST_ID_HEADER] = identifier
         rule = request.url_rule
         route = rule.rule if rule is not None else "unmatched"
-        status = response.status_code
-        count_request(route, status, seconds)
         caller = g.get("caller")
-        log_request(identifier, request.method, route, status, seconds, caller.key_id if caller is not None else None)
+        record_request(
+            identifier, request.method, route, response.status_code, seconds,
+            caller.key_id if caller is not None else None,
+        )
         return response
+
+
+def record_request(request_id: str, method: str, route: str, status: int, seconds: float, api_key: str | None) -> None:
+    """Count and log one request answered: by the hook above, or by the decision lane in front of Flask."""
+    count_request(route, status, seconds)
+    log_request(request_id, method, route, status, seconds, api_key)
