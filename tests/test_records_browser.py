@@ -17,6 +17,15 @@ def _fits(page) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
 
 
+def _on_a_phone_and_on_paper(page, tmp_path, name: str) -> None:
+    """The page at a phone's width, fitting without sideways scrolling, then printed on A4 (left in print media)."""
+    page.set_viewport_size(PHONE)
+    assert _fits(page)
+    page.screenshot(path=str(tmp_path / f"{name}-phone.png"), full_page=True)
+    page.emulate_media(media="print")
+    page.pdf(path=str(tmp_path / f"{name}-a4.pdf"), format="A4")
+
+
 def test_an_auditor_reads_decisions_and_access_in_a_browser(server, browser, tmp_path):  # noqa: F811
     api = Api(http_transport(server, requests.Session()))
     assert api.post("/v1/authorize", {"actor": user("u_client"), "action": "view_subscription",
@@ -44,11 +53,7 @@ def test_an_auditor_reads_decisions_and_access_in_a_browser(server, browser, tmp
     assert outcomes == ["refused payment_manager_protected", "denied"], outcomes
     page.screenshot(path=str(tmp_path / "decisions-desktop.png"), full_page=True)
 
-    page.set_viewport_size(PHONE)
-    assert _fits(page)
-    page.screenshot(path=str(tmp_path / "decisions-phone.png"), full_page=True)
-    page.emulate_media(media="print")
-    page.pdf(path=str(tmp_path / "decisions-a4.pdf"), format="A4")
+    _on_a_phone_and_on_paper(page, tmp_path, "decisions")
     assert page.locator("form.filters").is_hidden()
     page.emulate_media(media="screen")
 
@@ -61,11 +66,7 @@ def test_an_auditor_reads_decisions_and_access_in_a_browser(server, browser, tmp
     assert people == ["u_client", "u_partner", "u_support"]
     assert "own payment methods only" in page.locator("#subjects tr[data-user='u_partner']").inner_text()
     page.screenshot(path=str(tmp_path / "access-desktop.png"), full_page=True)
-    page.set_viewport_size(PHONE)
-    assert _fits(page)
-    page.screenshot(path=str(tmp_path / "access-phone.png"), full_page=True)
-    page.emulate_media(media="print")
-    page.pdf(path=str(tmp_path / "access-a4.pdf"), format="A4")
+    _on_a_phone_and_on_paper(page, tmp_path, "access")
     for name in ("decisions-desktop", "decisions-phone", "access-desktop", "access-phone"):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
     print(f"screenshots in {tmp_path}")
