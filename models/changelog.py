@@ -32,7 +32,7 @@ _NEXT_REVISION = (
 )
 _HASH_OF = select(ChangeRow.__table__.c.hash).where(ChangeRow.__table__.c.revision == bindparam("revision"))
 _INSERT_ENTRY = insert(ChangeRow.__table__)
-NOTIFY_CHANNEL = "authz_changes"  # see migration 0004
+NOTIFY_CHANNEL = "authz_changes"  # see migrations 0004 and 0009
 HASHED_FIELDS = ("revision", "at", "kind", "account", "user", "acting_user", "api_key", "before", "after", "prev_hash")
 
 
@@ -132,7 +132,7 @@ def append(
             "prev_hash": prev_hash,
             "hash": entry_hash(fields),
         },
-    )  # PostgreSQL: the insert notifies listeners at commit (trigger authz_notify_change, migration 0004)
+    )  # PostgreSQL: the insert notifies listeners at commit (trigger authz_notify_changes, migration 0009)
     session.info["revision"] = revision
     return revision
 

@@ -213,6 +213,72 @@ def test_an_account_already_in_the_store_with_other_facts_is_rejected_and_left_a
     assert api.get("/v1/accounts/acc_c").status == 200  # the others are imported
 
 
+def test_writers_between_chunks_are_chained_in_and_accounts_they_create_are_not_overwritten(run, api, monkeypatch):
+    """Each chunk is numbered and hashed ahead, guessing it follows the chunk before; the guess is checked
+    under the counter's lock. Here other writers come between chunks: their entries sit between the
+    import's, the chain holds, and an account one of them created is compared, never overwritten."""
+    from models import bulk_import as storage
+    from service.core import bulk_import as core
+
+    writes, prepared_again = [], []
+    interleaved = {
+        2: lambda: api.create_account("acc_live", "u_live"),  # the log moves: chunk 2's numbering is stale
+        3: lambda: api.create_account("acc_3", "u_someone"),  # chunk 3's account appears, with other facts
+        4: lambda: api.create_account("acc_4", "u_admin_4", name="Entreprise"),  # chunk 4's, identical
+    }
+    real_write, real_prepare = core.write_chunk, storage.prepare_chunk
+
+    def write_chunk(db, who, prepared, decide):
+        writes.append(prepared.after)
+        interleaved.get(len(writes), lambda: None)()
+        return real_write(db, who, prepared, decide)
+
+    def prepare_under_the_lock(*args, **kwargs):
+        prepared_again.append(len(writes))
+        return real_prepare(*args, **kwargs)
+
+    monkeypatch.setattr(core, "write_chunk", write_chunk)
+    monkeypatch.setattr(storage, "prepare_chunk", prepare_under_the_lock)
+    result = run([acc(f"acc_{n}", f"u_admin_{n}") for n in range(1, 6)], "--chunk-accounts", "1")
+    assert result.exit_code == 1, result.output
+    assert "rejected account acc_3 (line 3): account acc_3 already exists in the store with other facts" in result.stderr
+    assert result.stdout.startswith("5 lines read; imported 3 accounts (3 memberships)"), result.stdout
+    assert "1 accounts and 0 support agents already in the store, identical" in result.stdout
+    # Chunks 2, 3 and 4 met another writer and were numbered again under the lock; 1 and 5 were written as prepared.
+    assert prepared_again == [2, 3, 4]
+    assert api.get("/v1/accounts/acc_3").json["members"] == [{"user": "u_someone", "role": "admin"}]
+    changes = api.get("/v1/changes?after=0&limit=100").json["changes"]
+    assert [(c["kind"], c["account"], c["user"]) for c in changes][1:] == [
+        ("import", "acc_1", None), ("import", "acc_1", "u_admin_1"),
+        ("account.create", "acc_live", "u_live"),
+        ("import", "acc_2", None), ("import", "acc_2", "u_admin_2"),
+        ("account.create", "acc_3", "u_someone"),
+        ("account.create", "acc_4", "u_admin_4"),
+        ("import", "acc_5", None), ("import", "acc_5", "u_admin_5"),
+    ]
+    verify = run.cli("changes", "verify")
+    assert verify.exit_code == 0 and "intact" in verify.stdout, verify.output
+
+
+def test_postgresql_listeners_hear_each_chunk_once_with_its_latest_revision(run, api, database_url):
+    """The change log notifies once per statement with the latest revision it inserted (migration 0009):
+    a chunk's COPY of many entries is one notification, and an ordinary write is one as before."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("notifications are PostgreSQL's (SQLite's caches watch PRAGMA data_version)")
+    import psycopg
+
+    from models.changelog import NOTIFY_CHANNEL
+
+    conninfo = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(conninfo, autocommit=True) as listener:
+        listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        assert run([acc(f"acc_{n}", f"u_admin_{n}") for n in range(1, 5)], "--chunk-accounts", "2").exit_code == 0
+        invited = api.invite("acc_1", "u_new", "reader").json["revision"]
+        heard = [int(notification.payload) for notification in listener.notifies(timeout=1.0, stop_after=3)]
+    # Two chunks of two accounts (4 entries each) after the policy's entry, then the invitation.
+    assert heard == [5, 9, invited] and invited == 10
+
+
 def test_standard_input_and_files_that_cannot_be_read(run, tmp_path):
     piped = run.cli("import", "-", input="".join(f"{text}\n" for text in GOOD))
     assert piped.exit_code == 0 and "imported 2 accounts" in piped.stdout

@@ -15,9 +15,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from models.bulk_import import ChunkWrite, ImportedAccount, Present, Spill, write_chunk
+from models.bulk_import import (
+    NOTHING_PRESENT,
+    ChunkWrite,
+    ImportedAccount,
+    PreparedChunk,
+    Present,
+    Spill,
+    Written,
+    latest_entry,
+    prepare_chunk,
+    write_chunk,
+)
 from models.changelog import Who
 from models.database import Database
 from models.errors import Conflict
@@ -128,6 +140,7 @@ def import_facts(
     report = ImportReport()
     who = Who(acting_user=by, api_key=None)
     spill = Spill()
+    writer = _Writer(db, who, report, on_rejection)
     try:
         readable = 0
         for number, raw in enumerate(lines, start=1):
@@ -157,14 +170,75 @@ def import_facts(
                     continue
                 chunk.support_agents[user] = tuple(number for number, _text in grouped)
             if len(chunk) >= chunk_accounts:
-                _write(db, who, chunk, report, on_rejection)
+                writer.hand_over(chunk)
                 chunk = _Chunk()
-        _write(db, who, chunk, report, on_rejection)
+        writer.hand_over(chunk)
+        writer.finish()
     finally:
+        writer.close()
         spill.close()
     if report.changed:
         db.analyze()  # the planner's statistics, after the tables grew by a bulk load
     return report
+
+
+class _Writer:
+    """Writes chunks on a thread of its own, one at a time and in order, while the next one is read and prepared.
+
+    A chunk's write waits mostly on the database (COPY, index upkeep, commit). Everything
+    else is the importer's own work and is done on the importing thread while the chunk
+    before is written: reading and checking the lines, and numbering and hashing the
+    chunk's entries on the guess that it follows the chunk being written and that none of
+    its accounts is present (`write_chunk` checks the guess under the lock). At most one
+    chunk is being written while one is being built, so memory stays two chunks. A write
+    that fails raises from the next `hand_over` or from `finish`, and nothing after it is
+    written.
+    """
+
+    def __init__(self, db: Database, who: Who, report: ImportReport, on_rejection: Callable[[Rejection], None]) -> None:
+        self._db, self._who, self._report, self._on_rejection = db, who, report, on_rejection
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="authz-import-writer")
+        self._writing: Future[_Decider] | None = None
+        self._after: tuple[int, str] | None = None  # (revision, hash) the next chunk is expected to follow
+
+    def hand_over(self, chunk: _Chunk) -> None:
+        if not len(chunk):
+            return
+        decider = _Decider(chunk)
+        if self._after is None:
+            self._after = latest_entry(self._db)
+        expected = self._after
+        prepared = self._prepare(decider, expected)
+        self.finish()  # the chunk before ends where it was expected to, unless another writer came between
+        if self._after != expected:
+            prepared = self._prepare(decider, self._after)
+        self._after = (prepared.revision, prepared.last_hash)
+        self._writing = self._thread.submit(self._write, decider, prepared)
+
+    def _prepare(self, decider: _Decider, after: tuple[int, str]) -> PreparedChunk:
+        return prepare_chunk(decider(NOTHING_PRESENT), self._who, after=after[0], prev_hash=after[1])
+
+    def _write(self, decider: _Decider, prepared: PreparedChunk) -> _Decider:
+        attempt = 1
+        while True:
+            try:
+                decider.written = write_chunk(self._db, self._who, prepared, decider)
+                return decider
+            except Conflict:  # a concurrent write took one of the ids between our look and our insert
+                if attempt == CHUNK_ATTEMPTS:
+                    raise
+                attempt += 1
+
+    def finish(self) -> None:
+        """Wait for the chunk being written and count it (raising its error, if it failed)."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            decider = writing.result()
+            self._after = (decider.written.revision, decider.written.hash)
+            _count(self._report, self._on_rejection, decider.decision, decider.written)
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)  # a chunk being written when the import stopped ends, committed or not
 
 
 def _reject(report: ImportReport, on_rejection: Callable[[Rejection], None], rejection: Rejection) -> None:
@@ -305,7 +379,7 @@ def _support_agent(user: str, grouped: list[tuple[int, str]]) -> tuple[str, None
 
 @dataclass
 class _Decision:
-    """What one attempt at a chunk decided, against what the store holds."""
+    """What a chunk's accounts and support agents are, against what the store holds of them."""
 
     write: ChunkWrite
     unchanged: int = 0
@@ -313,16 +387,20 @@ class _Decision:
     conflicts: list[Rejection] = field(default_factory=list)
 
 
-def _write(
-    db: Database, who: Who, chunk: _Chunk, report: ImportReport, on_rejection: Callable[[Rejection], None]
-) -> None:
-    """Write a chunk: new accounts and support agents; identical ones left alone; differing accounts rejected."""
-    if not len(chunk):
-        return
-    decision = _Decision(ChunkWrite([], []))
+class _Decider:
+    """Decides a chunk against what is present: new ones written, identical ones left, differing accounts rejected.
 
-    def decide(present: Present) -> ChunkWrite:
-        nonlocal decision
+    Called once on a guess (nothing present) to prepare the chunk, and once more under the
+    counter's lock; the last decision and what was written are what the report counts.
+    """
+
+    def __init__(self, chunk: _Chunk) -> None:
+        self.chunk = chunk
+        self.decision = _Decision(ChunkWrite([], []))
+        self.written: Written | None = None
+
+    def __call__(self, present: Present) -> ChunkWrite:
+        chunk = self.chunk
         decision = _Decision(ChunkWrite([], [user for user in chunk.support_agents if user not in present.support_agents]))
         decision.agents_unchanged = len(chunk.support_agents) - len(decision.write.support_agents)
         for account_id, (account, numbers) in chunk.accounts.items():
@@ -333,28 +411,25 @@ def _write(
                 decision.unchanged += 1
             else:
                 decision.conflicts.append(_conflict(account, stored, numbers))
+        self.decision = decision
         return decision.write
 
-    for attempt in range(CHUNK_ATTEMPTS):
-        try:
-            entries, revision = write_chunk(db, who, list(chunk.accounts), list(chunk.support_agents), decide)
-            break
-        except Conflict:  # a concurrent write took one of the ids between our look and our insert
-            if attempt == CHUNK_ATTEMPTS - 1:
-                raise
+
+def _count(report: ImportReport, on_rejection: Callable[[Rejection], None], decision: _Decision, written: Written) -> None:
+    """Add a written chunk to the report (on the importing thread, in chunk order)."""
     for rejection in decision.conflicts:
         _reject(report, on_rejection, rejection)
-    written = decision.write
+    chunk = decision.write
     report.accounts_unchanged += decision.unchanged
     report.support_agents_unchanged += decision.agents_unchanged
-    report.accounts_imported += len(written.accounts)
-    report.memberships_imported += sum(len(account.roles) for account in written.accounts)
-    report.support_agents_imported += len(written.support_agents)
-    report.warnings += sum(1 for account in written.accounts if account.restricted and account.auto_add)
-    if entries and report.first_revision is None:
-        report.first_revision = revision - entries + 1
-    report.entries += entries
-    report.revision = revision
+    report.accounts_imported += len(chunk.accounts)
+    report.memberships_imported += sum(len(account.roles) for account in chunk.accounts)
+    report.support_agents_imported += len(chunk.support_agents)
+    report.warnings += sum(1 for account in chunk.accounts if account.restricted and account.auto_add)
+    if written.entries and report.first_revision is None:
+        report.first_revision = written.revision - written.entries + 1
+    report.entries += written.entries
+    report.revision = written.revision
 
 
 def _conflict(account: ImportedAccount, stored: ImportedAccount, numbers: tuple[int, ...]) -> Rejection:
