@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.large                      # 1,000,000 accounts: about 20-30 minutes
     LARGE_ACCOUNTS=100000 .venv/bin/python -m bench.large   # a smaller shape, same figures (bench/out/LARGE-100k.md)
+    LARGE_BACKENDS=postgresql LARGE_AGAIN=0 ...             # one backend, no second import: while working on one figure
 
 For SQLite and (when reachable) PostgreSQL: the store is filled by `authz import` of an
 NDJSON file of the shape (the import rate, its peak memory, then a second run of the same
@@ -270,10 +271,11 @@ def main() -> int:
         path = work / "shape.ndjson"
         results["lines"], sample = write_shape(path, accounts)
         say(f"{results['lines']:,} lines written for {accounts:,} accounts")
-        stores = [("sqlite", f"sqlite:///{work / 'large.sqlite3'}")]
-        if problem is None:
+        wanted = os.environ.get("LARGE_BACKENDS", "sqlite,postgresql").split(",")
+        stores = [("sqlite", f"sqlite:///{work / 'large.sqlite3'}")] if "sqlite" in wanted else []
+        if "postgresql" in wanted and problem is None:
             stores.append(("postgresql", stack.enter_context(datasets.postgres_database(POSTGRES_ADMIN, "large"))))
-        else:
+        elif "postgresql" in wanted:
             say(f"PostgreSQL is not reachable ({problem}): its figures are left out")
         for backend, url in stores:
             Database(url).migrate()
