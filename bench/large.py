@@ -27,9 +27,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from bench import datasets, http_calls, machine, wrk
@@ -133,6 +134,31 @@ def cold_bodies(sample: list[tuple[str, str]], rng: random.Random, count: int, a
     return "\n".join(lines) + "\n"
 
 
+@contextmanager
+def connection_split(server, after: float = 2.0) -> Iterator[list[int]]:
+    """How wrk's keep-alive connections are spread over the workers, read with `ss` `after` seconds into the run.
+
+    Each connection stays with the worker that accepted it, and granian leaves that to
+    whichever worker accepts first: a worker holding 11 of the 16 connections queues
+    twice the requests of one holding 5, and the run's p99 is that worker's. The floor
+    (gunicorn sync) takes a new connection per request and never sees it.
+    """
+    split: list[int] = []
+
+    def look() -> None:
+        time.sleep(after)
+        listing = subprocess.run(
+            ["ss", "-tnpH", "state", "established", f"( sport = :{server.port} )"],
+            capture_output=True, text=True, check=False,
+        ).stdout
+        split.extend(sorted((listing.count(f"pid={pid},") for pid in server.worker_pids()), reverse=True))
+
+    looking = threading.Thread(target=look, daemon=True)
+    looking.start()
+    yield split
+    looking.join()
+
+
 def measure(backend: str, url: str, path: Path, lines: int, sample: list, accounts: int, work: Path) -> dict:
     found: dict = {"backend": backend}
     say(f"{backend}: importing {lines:,} lines")
@@ -154,6 +180,7 @@ def measure(backend: str, url: str, path: Path, lines: int, sample: list, accoun
         wrk.run(floor_base + "/", 2)
         wrk.run(server.base + "/v1/authorize", 2, warm, KEY)  # connections, prepared statements: not facts
         runs: dict[str, list[wrk.WrkRun]] = {"floor": [], "authorize cold": []}
+        splits: list[list[int]] = []
         for round_number in range(ROUNDS):
             bodies = work / f"cold-{backend}-{round_number}.jsonl"
             bodies.write_text(cold_bodies(sample, rng, BODIES_PER_RUN, accounts))
@@ -162,14 +189,18 @@ def measure(backend: str, url: str, path: Path, lines: int, sample: list, accoun
                 if name == "floor":
                     runs[name].append(wrk.run(floor_base + "/", WRK_SECONDS))
                 else:
-                    runs[name].append(wrk.run(server.base + "/v1/authorize", WRK_SECONDS, bodies, KEY))
+                    with connection_split(server) as split:
+                        runs[name].append(wrk.run(server.base + "/v1/authorize", WRK_SECONDS, bodies, KEY))
+                    splits.append(split)
             floor, cold = runs["floor"][-1], runs["authorize cold"][-1]
             if cold.requests > BODIES_PER_RUN:
                 say(f"warning: {cold.requests} requests for {BODIES_PER_RUN} bodies: some decisions were not cold")
             say(f"{backend} round {round_number + 1}: floor {floor.per_second:.0f}/s p99 {floor.p99_ms:.1f} ms, "
                 f"cold authorize {cold.per_second:.0f}/s p99 {cold.p99_ms:.1f} ms "
-                f"({cold.requests} requests, {BODIES_PER_RUN} distinct bodies)")
+                f"({cold.requests} requests, {BODIES_PER_RUN} distinct bodies; wrk's connections per worker "
+                f"{'/'.join(map(str, splits[-1])) or 'unknown'})")
         found["wrk"] = {name: [run.as_dict() for run in found_runs] for name, found_runs in runs.items()}
+        found["connections per worker"] = splits
         found["throughput ratio"] = [
             a.per_second / f.per_second for a, f in zip(runs["authorize cold"], runs["floor"], strict=True)
         ]
@@ -220,6 +251,8 @@ def render(results: dict) -> str:
     row("floor, requests/s (median)", lambda f: f"{statistics.median(r['per_second'] for r in f['wrk']['floor']):.0f}")
     row("p99 cold ÷ p99 floor (median)",
         lambda f: f"{statistics.median(f['p99 ratio']):.2f}× ({', '.join(f'{r:.2f}' for r in f['p99 ratio'])})")
+    row("wrk's 16 connections per worker, each cold round", lambda f: ", ".join(
+        "/".join(map(str, split)) or "?" for split in f.get("connections per worker", [])) or "not recorded")
     row("p99 cold / floor (median)", lambda f: (
         f"{statistics.median(r['p99_ms'] for r in f['wrk']['authorize cold']):.1f} / "
         f"{statistics.median(r['p99_ms'] for r in f['wrk']['floor']):.1f} ms"))
