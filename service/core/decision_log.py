@@ -1,10 +1,10 @@
 """The decision log: every decision answered and every write refused, recorded off the request path.
 
 A request only appends its records, already as rows (the resource's JSON text, its
-account), to a bounded in-memory buffer (no lock, no I/O); a writer
-thread of the same process takes what is buffered every FLUSH_INTERVAL seconds and
-inserts it in batches, so a decision is readable within about a second and never
-waits on the database. When the buffer is full, or a batch cannot be written, the
+account), to a bounded in-memory buffer (no lock, no I/O); a writer thread of the same
+process takes what is buffered every FLUSH_INTERVAL seconds (0.1 on PostgreSQL, 0.5 on
+SQLite) and inserts it in batches, so a decision is readable within about a second and
+never waits on the database. When the buffer is full, or a batch cannot be written, the
 records are dropped and counted (`authz_decision_log_dropped_total` in `/metrics`),
 never queued without bound. The writer also applies the retention (whole days on
 PostgreSQL, small batches on SQLite), at start and every RETENTION_INTERVAL seconds.
@@ -37,7 +37,11 @@ from models.decision_log import DecisionStorage
 LEVELS = ("all", "denied", "off")
 DEFAULT_RETENTION_DAYS = 90
 CAPACITY = 50_000  # records buffered per process: about 2 s of a saturated worker, a few MB
-FLUSH_INTERVAL = 0.5  # 0.1 s measured worse: more transactions cost more than smaller encodes save
+# Seconds between the writer's flushes. PostgreSQL: a batch's insert is a burst of the server's CPU on cores it
+# shares with the workers, and smaller, more frequent ones cut a cold decision's p99 (at 100,000 accounts, three
+# runs each: 2.23, 2.06, 1.93 times the floor's every 0.5 s; 1.70, 1.65, 1.95 every 0.1 s). SQLite: each flush
+# takes the file's write lock and commits; every 0.5 s served more (1.39 against 1.17 times the floor, one run).
+FLUSH_INTERVAL = {"postgresql": 0.1, "sqlite": 0.5}
 RETENTION_INTERVAL = 600.0
 MAX_BATCH = 5_000
 MAX_LIMIT = 1_000
@@ -86,7 +90,7 @@ class DecisionLog:
         level: str = "all",
         retention_days: int = DEFAULT_RETENTION_DAYS,
         capacity: int = CAPACITY,
-        flush_interval: float = FLUSH_INTERVAL,
+        flush_interval: float | None = None,
     ) -> None:
         if level not in LEVELS:
             raise ValueError(f"the decision log's level must be one of {', '.join(LEVELS)}")
@@ -94,7 +98,7 @@ class DecisionLog:
         self.level = level
         self.retention_days = retention_days
         self.capacity = capacity
-        self.flush_interval = flush_interval
+        self.flush_interval = flush_interval or FLUSH_INTERVAL["sqlite" if db.is_sqlite else "postgresql"]
         self._buffer: deque[tuple] = deque()
         self._writing = threading.Lock()  # the writer thread, `flush` and `close` write one at a time
         self._starting = threading.Lock()  # never `_writing`: a request must not wait on a batch being written
