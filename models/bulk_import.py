@@ -213,17 +213,21 @@ def prepare_chunk(chunk: ChunkWrite, who: Who, *, after: int, prev_hash: str) ->
 
 
 def write_chunk(
-    db: Database, who: Who, prepared: PreparedChunk, decide: Callable[[Present], ChunkWrite]
+    db: Database,
+    who: Who,
+    wanted: ChunkWrite,
+    decide: Callable[[Present], ChunkWrite],
+    prepared: PreparedChunk | None = None,
 ) -> Written:
-    """Write one chunk in one transaction: what `decide` makes of what the store holds of `prepared`'s ids.
+    """Write one chunk in one transaction: what `decide` makes of what the store holds of `wanted`'s ids.
 
-    The prepared rows are written as they are when the store is still at `prepared.after` and
-    `decide` chooses what they were prepared for; otherwise (another writer came between, or
-    some of the ids are present) they are prepared again under the lock.
+    `prepared` rows are written as they are when the store is still at `prepared.after` and
+    `decide` chooses what they were prepared for; otherwise (none prepared, another writer came
+    between, or some of the ids are present) the rows are prepared under the lock.
     `Conflict` (nothing written) if a concurrent write took one of its ids between our look and our insert.
     """
     try:
-        return _write_chunk(db, who, prepared, decide)
+        return _write_chunk(db, who, wanted, decide, prepared)
     except (IntegrityError, psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected) as error:
         raise Conflict("a concurrent change took one of the chunk's ids; nothing written", "concurrent_change") from error
     except (DBAPIError, psycopg.Error, sqlite3.Error) as error:
@@ -232,17 +236,17 @@ def write_chunk(
 
 
 def _write_chunk(
-    db: Database, who: Who, prepared: PreparedChunk, decide: Callable[[Present], ChunkWrite]
+    db: Database, who: Who, wanted: ChunkWrite, decide: Callable[[Present], ChunkWrite], prepared: PreparedChunk | None
 ) -> Written:
     with db.write() as session:
         current = session.execute(_LOCK_COUNTER).scalar_one()  # every other writer logs after us
         queries = _PRESENT[not db.is_sqlite]
-        ids = [account.id for account in prepared.write.accounts]
+        ids = [account.id for account in wanted.accounts]
         present = Present(
-            _present_accounts(session, queries, ids), _present_support(session, queries, prepared.write.support_agents)
+            _present_accounts(session, queries, ids), _present_support(session, queries, wanted.support_agents)
         )
         chunk = decide(present)  # nothing we find absent appears while we hold the lock
-        if current != prepared.after or chunk != prepared.write:
+        if prepared is None or current != prepared.after or chunk != prepared.write:
             prepared = prepare_chunk(chunk, who, after=current, prev_hash=_hash_of(session, current))
         if not prepared.changes:
             return Written(0, current, prepared.after_hash)

@@ -228,10 +228,10 @@ def test_writers_between_chunks_are_chained_in_and_accounts_they_create_are_not_
     }
     real_write, real_prepare = core.write_chunk, storage.prepare_chunk
 
-    def write_chunk(db, who, prepared, decide):
-        writes.append(prepared.after)
+    def write_chunk(db, who, wanted, decide, prepared):
+        writes.append(wanted)
         interleaved.get(len(writes), lambda: None)()
-        return real_write(db, who, prepared, decide)
+        return real_write(db, who, wanted, decide, prepared)
 
     def prepare_under_the_lock(*args, **kwargs):
         prepared_again.append(len(writes))
@@ -244,8 +244,9 @@ def test_writers_between_chunks_are_chained_in_and_accounts_they_create_are_not_
     assert "rejected account acc_3 (line 3): account acc_3 already exists in the store with other facts" in result.stderr
     assert result.stdout.startswith("5 lines read; imported 3 accounts (3 memberships)"), result.stdout
     assert "1 accounts and 0 support agents already in the store, identical" in result.stdout
-    # Chunks 2, 3 and 4 met another writer and were numbered again under the lock; 1 and 5 were written as prepared.
-    assert prepared_again == [2, 3, 4]
+    # Chunks 2, 3 and 4 met another writer and were numbered again under the lock; chunk 1 was written as
+    # prepared; once chunk 4 had found its account present, chunk 5 was prepared under the lock, not ahead.
+    assert prepared_again == [2, 3, 4, 5]
     assert api.get("/v1/accounts/acc_3").json["members"] == [{"user": "u_someone", "role": "admin"}]
     changes = api.get("/v1/changes?after=0&limit=100").json["changes"]
     assert [(c["kind"], c["account"], c["user"]) for c in changes][1:] == [
@@ -258,6 +259,26 @@ def test_writers_between_chunks_are_chained_in_and_accounts_they_create_are_not_
     ]
     verify = run.cli("changes", "verify")
     assert verify.exit_code == 0 and "intact" in verify.stdout, verify.output
+
+
+def test_the_same_file_again_is_not_prepared_ahead_once_its_accounts_are_found(run, monkeypatch):
+    """Preparing a chunk ahead guesses its accounts are new; run again, a file's are all present and the
+    numbering and hashing done ahead is wasted: after the first chunk finds them, none is prepared ahead
+    (at 1,000,000 accounts the second run had taken 127 s on SQLite where the first took 206 s)."""
+    from service.core import bulk_import as core
+
+    lines = [acc(f"acc_{n}", f"u_admin_{n}") for n in range(1, 6)]
+    assert run(lines, "--chunk-accounts", "1").exit_code == 0
+    ahead, real_prepare = [], core.prepare_chunk
+
+    def prepare_ahead(*args, **kwargs):
+        ahead.append(args[0])
+        return real_prepare(*args, **kwargs)
+
+    monkeypatch.setattr(core, "prepare_chunk", prepare_ahead)
+    again = run(lines, "--chunk-accounts", "1")
+    assert again.exit_code == 0 and "nothing changed" in again.stdout, again.output
+    assert len(ahead) == 2  # the first chunk, and the second, prepared while the first was written
 
 
 def test_postgresql_listeners_hear_each_chunk_once_with_its_latest_revision(run, api, database_url):

@@ -189,10 +189,12 @@ class _Writer:
     else is the importer's own work and is done on the importing thread while the chunk
     before is written: reading and checking the lines, and numbering and hashing the
     chunk's entries on the guess that it follows the chunk being written and that none of
-    its accounts is present (`write_chunk` checks the guess under the lock). At most one
-    chunk is being written while one is being built, so memory stays two chunks. A write
-    that fails raises from the next `hand_over` or from `finish`, and nothing after it is
-    written.
+    its accounts is present (`write_chunk` checks the guess under the lock). Once a chunk
+    finds accounts already in the store (the same file run again), the guess is no longer
+    made: the chunks after it are prepared under the lock, from what is really new. At most
+    one chunk is being written while one is being built, so memory stays two chunks. A
+    write that fails raises from the next `hand_over` or from `finish`, and nothing after
+    it is written.
     """
 
     def __init__(self, db: Database, who: Who, report: ImportReport, on_rejection: Callable[[Rejection], None]) -> None:
@@ -200,29 +202,39 @@ class _Writer:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="authz-import-writer")
         self._writing: Future[_Decider] | None = None
         self._after: tuple[int, str] | None = None  # (revision, hash) the next chunk is expected to follow
+        self._ahead = True  # prepare chunks ahead: no chunk has found its accounts in the store yet
 
     def hand_over(self, chunk: _Chunk) -> None:
         if not len(chunk):
             return
         decider = _Decider(chunk)
-        if self._after is None:
-            self._after = latest_entry(self._db)
-        expected = self._after
-        prepared = self._prepare(decider, expected)
+        wanted = decider(NOTHING_PRESENT)
+        expected = self._expected()
+        prepared = None if expected is None else self._prepare(wanted, expected)
         self.finish()  # the chunk before ends where it was expected to, unless another writer came between
-        if self._after != expected:
-            prepared = self._prepare(decider, self._after)
-        self._after = (prepared.revision, prepared.last_hash)
-        self._writing = self._thread.submit(self._write, decider, prepared)
+        if not self._ahead:
+            prepared = None  # the chunk before found accounts in the store: this one is prepared under the lock
+        elif self._after != expected:
+            prepared = self._prepare(wanted, self._after)
+        self._after = None if prepared is None else (prepared.revision, prepared.last_hash)
+        self._writing = self._thread.submit(self._write, decider, wanted, prepared)
 
-    def _prepare(self, decider: _Decider, after: tuple[int, str]) -> PreparedChunk:
-        return prepare_chunk(decider(NOTHING_PRESENT), self._who, after=after[0], prev_hash=after[1])
+    def _expected(self) -> tuple[int, str] | None:
+        """The (revision, hash) the chunk is expected to follow, if it is worth preparing ahead and known."""
+        if not self._ahead or self._after is None and self._writing is not None:
+            return None
+        if self._after is None:
+            self._after = latest_entry(self._db)  # the first chunk
+        return self._after
 
-    def _write(self, decider: _Decider, prepared: PreparedChunk) -> _Decider:
+    def _prepare(self, wanted: ChunkWrite, after: tuple[int, str]) -> PreparedChunk:
+        return prepare_chunk(wanted, self._who, after=after[0], prev_hash=after[1])
+
+    def _write(self, decider: _Decider, wanted: ChunkWrite, prepared: PreparedChunk | None) -> _Decider:
         attempt = 1
         while True:
             try:
-                decider.written = write_chunk(self._db, self._who, prepared, decider)
+                decider.written = write_chunk(self._db, self._who, wanted, decider, prepared)
                 return decider
             except Conflict:  # a concurrent write took one of the ids between our look and our insert
                 if attempt == CHUNK_ATTEMPTS:
@@ -235,7 +247,9 @@ class _Writer:
         if writing is not None:
             decider = writing.result()
             self._after = (decider.written.revision, decider.written.hash)
-            _count(self._report, self._on_rejection, decider.decision, decider.written)
+            decision = decider.decision
+            self._ahead = not (decision.unchanged or decision.agents_unchanged or decision.conflicts)
+            _count(self._report, self._on_rejection, decision, decider.written)
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)  # a chunk being written when the import stopped ends, committed or not
