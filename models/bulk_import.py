@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import groupby
+from typing import NamedTuple
 
 import psycopg
 from sqlalchemy import ColumnElement, Select, String, any_, bindparam, select, update
@@ -29,11 +30,11 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from models.changelog import GENESIS_HASH, Who, canonical_json, now, row_hash
+from models.changelog import Who, canonical_json, current_revision, hash_of, now, row_hash
 from models.database import Database
 from models.errors import Conflict, Unavailable
 from models.history import IMPORT_KIND
-from models.tables import STORED_ROLES, AccountRow, ChangeRow, MembershipRow, RevisionCounterRow, SupportAgentRow
+from models.tables import STORED_ROLES, AccountRow, MembershipRow, RevisionCounterRow, SupportAgentRow
 
 SPILL_BATCH = 10_000
 
@@ -43,7 +44,6 @@ _ADVANCE_COUNTER = (
     update(_COUNTER).where(_COUNTER.c.id == 1).values(revision=_COUNTER.c.revision + bindparam("count"))
     .returning(_COUNTER.c.revision)
 )
-_HASH_OF = select(ChangeRow.__table__.c.hash).where(ChangeRow.__table__.c.revision == bindparam("revision"))
 
 
 def _one_of(column: ColumnElement, postgres: bool) -> ColumnElement[bool]:
@@ -54,7 +54,15 @@ def _one_of(column: ColumnElement, postgres: bool) -> ColumnElement[bool]:
     return column.in_(bindparam("ids", expanding=True))
 
 
-def _present_queries(postgres: bool) -> tuple[Select, Select, Select]:
+class _PresentQueries(NamedTuple):
+    """What the store already holds of a chunk's ids: accounts, their members, support agents."""
+
+    accounts: Select
+    members: Select
+    support: Select
+
+
+def _present_queries(postgres: bool) -> _PresentQueries:
     accounts = select(
         AccountRow.id, AccountRow.name,
         AccountRow.restrict_subscription_to_payment_manager, AccountRow.auto_add_subscription_invoices_to_purchases,
@@ -63,10 +71,10 @@ def _present_queries(postgres: bool) -> tuple[Select, Select, Select]:
         _one_of(MembershipRow.account_id, postgres)
     )
     support = select(SupportAgentRow.user_id).where(_one_of(SupportAgentRow.user_id, postgres))
-    return accounts, members, support
+    return _PresentQueries(accounts, members, support)
 
 
-_PRESENT = {postgres: _present_queries(postgres) for postgres in (False, True)}  # (accounts, members, support)
+_PRESENT = {postgres: _present_queries(postgres) for postgres in (False, True)}
 # The before and after of the entries that repeat, as canonical JSON, built once.
 _NOTHING, _NO_ROLE = canonical_json({}), canonical_json({"role": None})
 _ROLE = {role: canonical_json({"role": role}) for role in STORED_ROLES}
@@ -186,12 +194,8 @@ class Written:
 def latest_entry(db: Database) -> tuple[int, str]:
     """The latest revision and its entry's hash, read without a lock (a guess `write_chunk` checks)."""
     with db.read() as session:
-        revision = session.execute(select(_COUNTER.c.revision).where(_COUNTER.c.id == 1)).scalar_one()
-        return revision, _hash_of(session, revision)
-
-
-def _hash_of(session: Session, revision: int) -> str:
-    return GENESIS_HASH if revision == 0 else session.execute(_HASH_OF, {"revision": revision}).scalar_one()
+        revision = current_revision(session)
+        return revision, hash_of(session, revision)
 
 
 def prepare_chunk(chunk: ChunkWrite, who: Who, *, after: int, prev_hash: str) -> PreparedChunk:
@@ -247,7 +251,7 @@ def _write_chunk(
         )
         chunk = decide(present)  # nothing we find absent appears while we hold the lock
         if prepared is None or current != prepared.after or chunk != prepared.write:
-            prepared = prepare_chunk(chunk, who, after=current, prev_hash=_hash_of(session, current))
+            prepared = prepare_chunk(chunk, who, after=current, prev_hash=hash_of(session, current))
         if not prepared.changes:
             return Written(0, current, prepared.after_hash)
         last = session.execute(_ADVANCE_COUNTER, {"count": len(prepared.changes)}).scalar_one()
@@ -259,25 +263,24 @@ def _write_chunk(
         return Written(len(prepared.changes), last, prepared.last_hash)
 
 
-def _present_accounts(session: Session, queries: tuple[Select, Select, Select], ids: list[str]) -> dict[str, ImportedAccount]:
+def _present_accounts(session: Session, queries: _PresentQueries, ids: list[str]) -> dict[str, ImportedAccount]:
     if not ids:
         return {}
-    accounts_query, members_query, _support = queries
     accounts = {
         row.id: ImportedAccount(
             row.id, row.name, bool(row.restrict_subscription_to_payment_manager),
             bool(row.auto_add_subscription_invoices_to_purchases), {},
         )
-        for row in session.execute(accounts_query, {"ids": ids})
+        for row in session.execute(queries.accounts, {"ids": ids})
     }
     if accounts:
-        for account_id, user, role in session.execute(members_query, {"ids": list(accounts)}):
+        for account_id, user, role in session.execute(queries.members, {"ids": list(accounts)}):
             accounts[account_id].roles[user] = role
     return accounts
 
 
-def _present_support(session: Session, queries: tuple[Select, Select, Select], users: list[str]) -> set[str]:
-    return set(session.execute(queries[2], {"ids": users}).scalars()) if users else set()
+def _present_support(session: Session, queries: _PresentQueries, users: list[str]) -> set[str]:
+    return set(session.execute(queries.support, {"ids": users}).scalars()) if users else set()
 
 
 def _entries(chunk: ChunkWrite, who: Who) -> list[tuple]:

@@ -102,9 +102,7 @@ def append(
     writer waits on the counter row.
     """
     revision = session.execute(_NEXT_REVISION).scalar_one()
-    prev_hash = GENESIS_HASH
-    if revision > 1:
-        prev_hash = session.execute(_HASH_OF, {"revision": revision - 1}).scalar_one()
+    prev_hash = hash_of(session, revision - 1)
     fields = {
         "revision": revision,
         "at": now(),
@@ -140,6 +138,11 @@ def append(
 def lock_counter(session: Session) -> None:
     """Take the counter's lock now, for a change with no account row to lock (support agents, API keys)."""
     session.execute(select(RevisionCounterRow.revision).where(RevisionCounterRow.id == 1).with_for_update())
+
+
+def hash_of(session: Connection | Session, revision: int) -> str:
+    """The stored hash of entry `revision`; the genesis hash for revision 0, before the first entry."""
+    return GENESIS_HASH if revision == 0 else session.execute(_HASH_OF, {"revision": revision}).scalar_one()
 
 
 def current_revision(connection: Connection | Session) -> int:
