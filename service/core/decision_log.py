@@ -98,7 +98,9 @@ class DecisionLog:
         self.level = level
         self.retention_days = retention_days
         self.capacity = capacity
-        self.flush_interval = flush_interval or FLUSH_INTERVAL["sqlite" if db.is_sqlite else "postgresql"]
+        if flush_interval is None:
+            flush_interval = FLUSH_INTERVAL["sqlite" if db.is_sqlite else "postgresql"]
+        self.flush_interval = flush_interval
         self._buffer: deque[tuple] = deque()
         self._writing = threading.Lock()  # the writer thread, `flush` and `close` write one at a time
         self._starting = threading.Lock()  # never `_writing`: a request must not wait on a batch being written
