@@ -168,22 +168,45 @@ def test_the_fast_row_hash_is_the_entry_hash(row):
 
 
 def test_a_long_verification_is_never_idle_in_its_transaction(monkeypatch):
-    """50,000 entries verified with PostgreSQL's idle-in-transaction timeout at 1 s (the service sets 10 s)."""
+    """A walk of 50,000 entries slowed to last longer than PostgreSQL's idle-in-transaction timeout (2 s here,
+    the service sets 10 s) still ends: the transaction is never idle for long, it fetches as it goes.
+
+    The test process's own heap is frozen first: after the rest of the suite it holds millions of objects,
+    and one full collection of them pauses it for over a second, whatever the code under test does.
+    """
+    import gc
+    import time
+
     from bench import audit_scale
     from bench.datasets import Shape
-    from models import database
+    from models import database, verification
     from tests.conftest import new_postgres_database
 
-    options = database.POSTGRES_CONNECT_ARGS["options"].replace("=10000", "=1000")
+    options = database.POSTGRES_CONNECT_ARGS["options"].replace("=10000", "=2000")
     assert options != database.POSTGRES_CONNECT_ARGS["options"]
     monkeypatch.setitem(database.POSTGRES_CONNECT_ARGS, "options", options)
+    hashed = 0
+
+    def slow_row_hash(row):
+        nonlocal hashed
+        hashed += 1
+        if hashed % 1000 == 0:
+            time.sleep(0.05)  # 2.5 s over the walk, at most 0.25 s between two fetches of 5,000 rows
+        return changelog.row_hash(row)
+
+    monkeypatch.setattr(verification, "row_hash", slow_row_hash)
     with new_postgres_database() as url:
         assert audit_scale.build(url, Shape(accounts=10_000, memberships=30_000)) == 50_000
         db = database.Database(url)
+        gc.collect()
+        gc.freeze()
         try:
             with db.engine.connect() as connection:
-                assert connection.exec_driver_sql("SHOW idle_in_transaction_session_timeout").scalar() == "1s"
+                assert connection.exec_driver_sql("SHOW idle_in_transaction_session_timeout").scalar() == "2s"
+            started = time.monotonic()
             result = verify_log(db)
-            assert result.ok and result.entries == 50_000 and result.drift_count == 0
+            assert time.monotonic() - started > 2.5
+            assert result.ok and result.entries == 50_000 and result.drift_count == 0 and hashed == 50_000
         finally:
+            gc.unfreeze()
             db.dispose()
