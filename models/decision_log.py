@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import operator
+import os
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -87,6 +88,8 @@ class DecisionStorage:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._days: set[date] = set()
+        self._writer: Connection | None = None
+        self._writer_pid = 0
 
     def insert(self, rows: list[tuple]) -> None:
         """Insert `rows`, each a tuple of COLUMNS (`time` an aware datetime, `resource` JSON text), in bulk.
@@ -136,8 +139,40 @@ class DecisionStorage:
         )
         self.ensure_partitions(first_day + timedelta(days=n) for n in range((last_day - first_day).days + 2))  # and
         # the next day's, ahead
-        with self.db.write() as session:
-            session.connection().connection.driver_connection.execute(_POSTGRES_FROM_JSON, (_to_json(records),))
+        connection = self._writer_connection()
+        try:
+            connection.connection.driver_connection.execute(_POSTGRES_FROM_JSON, (_to_json(records),))
+        except Exception:
+            self._drop_writer(invalidate=True)  # a connection that failed is not used again: the next batch opens
+            raise  # another
+
+    def _writer_connection(self) -> Connection:
+        """PostgreSQL: the connection batches are written on, kept open and in autocommit.
+
+        A batch is one statement, so it needs no transaction around it: one round trip per
+        batch, where a session from the pool costs three (the pool's ping, the insert, the
+        commit) and the worker's interpreter lock for each. Its process's own: a forked
+        worker opens its own.
+        """
+        if self._writer is None or self._writer.closed or self._writer_pid != os.getpid():
+            self._writer = self.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            self._writer_pid = os.getpid()
+        return self._writer
+
+    def close(self) -> None:
+        """Give back the connection batches are written on (PostgreSQL); the next batch opens another."""
+        self._drop_writer(invalidate=False)
+
+    def _drop_writer(self, *, invalidate: bool) -> None:
+        writer, self._writer = self._writer, None
+        if writer is None or self._writer_pid != os.getpid():  # a parent's connection is left to the parent
+            return
+        try:
+            if invalidate:
+                writer.invalidate()
+            writer.close()
+        except DBAPIError:
+            pass
 
     def ensure_partitions(self, days: Iterable[date]) -> None:
         """PostgreSQL: a partition for each of `days` (UTC), created if missing."""

@@ -421,6 +421,41 @@ def test_a_batch_the_database_refuses_is_dropped_and_counted(app, api):
     assert [r["actor"] for r in _decisions(api)] == ["u_after"]
 
 
+def test_batches_share_one_connection_and_one_the_server_dropped_loses_nothing(app, api):
+    """PostgreSQL: the writer keeps one connection for its batches (one statement each, no transaction around
+    it); killed by the server, the batch it was writing goes in the row-by-row way and the next opens another."""
+    decision_log = _log(app)
+    if decision_log.storage.db.is_sqlite:
+        pytest.skip("SQLite's batches are written in a transaction of their own, on the pool's connection")
+    decision_log._stopping.set()  # noqa: SLF001 - this test writes itself
+    if decision_log._thread is not None:  # noqa: SLF001
+        decision_log._thread.join()  # noqa: SLF001
+    decision_log._thread_pid = os.getpid()  # noqa: SLF001
+    storage = decision_log.storage
+
+    def record(actor: str) -> None:
+        decision_log.decision(Asker("r", "k", "/v1/authorize"), actor, "read", account(A), True, revision=1, policy="p")
+
+    def backend() -> int:
+        return storage._writer.connection.driver_connection.info.backend_pid  # noqa: SLF001
+
+    record("u_1")
+    assert decision_log.flush() == 1
+    first = backend()
+    record("u_2")
+    assert decision_log.flush() == 1 and backend() == first
+    with storage.db.engine.connect() as connection:
+        connection.exec_driver_sql(f"SELECT pg_terminate_backend({first})")
+    record("u_3")
+    record("u_4")
+    assert decision_log.flush() == 2  # the one statement failed; row by row, on a connection of the pool
+    record("u_5")
+    assert decision_log.flush() == 1 and backend() != first
+    assert [r["actor"] for r in _decisions(api)] == ["u_1", "u_2", "u_3", "u_4", "u_5"]
+    decision_log.close()
+    assert storage._writer is None  # noqa: SLF001 - given back at shutdown
+
+
 def test_one_statement_and_row_by_row_store_the_same(app, api):
     """The writer's one-statement insert (records built on the request path) stores exactly what the row-by-row
     way does: time to the microsecond, resource text, account, allowed, code; a resource with NaN is written."""

@@ -225,7 +225,8 @@ class DecisionLog:
         The writer thread shares the worker's interpreter lock with the requests. A request
         stores its records as rows already (the resource's JSON text and its account, about
         1.5 µs a record), so the writer hands the list to the storage as it stands: one
-        `executemany` on SQLite, one JSON array taken apart by PostgreSQL. Where that is
+        `executemany` on SQLite, one JSON array taken apart by PostgreSQL (a single statement on
+        a connection the writer keeps in autocommit: one round trip per batch). Where that is
         refused, the batch is written row by row; that failure is the one counted.
         """
         try:
@@ -251,6 +252,7 @@ class DecisionLog:
         self._closed = True
         if self._buffer:
             self.flush()
+        self.storage.close()
 
     def _log_failure(self, message: str, *args: Any) -> None:
         if time.monotonic() - self._last_failure_logged > 60:
