@@ -40,12 +40,14 @@ def worker_app():
     """In a freshly forked worker: the master's app, its database connections left to the master.
 
     A granian worker is a multiprocessing process: when it stops gracefully, its exit runs the
-    finalizers registered here, so the decision log writes what it still buffers."""
+    finalizers registered here, so the decision log writes what it still buffers, then the log its lines."""
+    from service.http.logs import flush_logs
     from service.wsgi import app
 
     runtime = app.extensions["authz"]
     runtime.after_fork()
     multiprocessing.util.Finalize(None, runtime.close, exitpriority=10)
+    multiprocessing.util.Finalize(None, flush_logs, exitpriority=0)  # after close: its lines too
     return app
 
 

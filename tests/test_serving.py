@@ -78,6 +78,30 @@ def test_sigterm_finishes_the_request_in_flight_then_stops(tmp_path):
             pass
 
 
+def test_every_request_is_logged_while_serving_and_the_last_ones_at_shutdown(tmp_path):
+    """Workers write their lines together (every 0.2 s): one line per request, soon, and those still
+    buffered when SIGTERM stops the workers are written on their way out."""
+    log = tmp_path / "server.log"
+
+    def logged() -> list[str]:
+        lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+        return [line["request_id"] for line in lines if line.get("route") == "/v1/authorize"]
+
+    ids = [f"req-{number}" for number in range(20)]
+    with served(sqlite(tmp_path), workers=2, log_path=log) as server:
+        with requests.Session() as session:
+            for identifier in ids[:10]:
+                answer = session.post(server.base + "/v1/authorize", data=BODY, headers={**HEADERS, "X-Request-Id": identifier})
+                assert answer.status_code == 200
+            deadline = time.monotonic() + 5
+            while sorted(logged()) != sorted(ids[:10]) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert sorted(logged()) == sorted(ids[:10])
+            for identifier in ids[10:]:
+                session.post(server.base + "/v1/authorize", data=BODY, headers={**HEADERS, "X-Request-Id": identifier})
+    assert sorted(logged()) == sorted(ids)
+
+
 def test_metrics_add_up_every_worker(tmp_path):
     metrics = tmp_path / "metrics"
     with served(sqlite(tmp_path), workers=2, env={"PROMETHEUS_MULTIPROC_DIR": str(metrics)}) as server:

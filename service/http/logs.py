@@ -6,7 +6,9 @@ the API key's id (never the key). Bodies are never logged.
 
 Every request pays for its line, so it is made cheaply: the request id is a
 per-process random prefix and a counter (unique without a system call), the
-timestamp's text is made once a second, and the line is encoded once.
+timestamp's text is made once a second, the line is encoded once, and lines are
+written together (`LineHandler`): one write every FLUSH_SECONDS per process, not a
+system call per request on a file every worker appends to.
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ import os
 import re
 import secrets
 import sys
+import threading
 import time
+import weakref
 
 REQUEST_ID_HEADER = "X-Request-Id"
+FLUSH_SECONDS = 0.2  # the longest a line waits before it is written (a warning or worse: never)
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 log = logging.getLogger("authz.requests")
 _encode = json.JSONEncoder(ensure_ascii=False).encode
@@ -47,12 +52,69 @@ class JsonFormatter(logging.Formatter):
         return _encode(entry)
 
 
+class LineHandler(logging.StreamHandler):
+    """A stream handler that writes its lines together: every FLUSH_SECONDS, from a thread of its process.
+
+    A line at WARNING or above is written at once, with whatever waits before it. What
+    is buffered is written at exit (`logging.shutdown` flushes every handler; a granian
+    worker, which leaves with `os._exit`, calls `flush` from its exit finalizers), and a
+    forked child starts with an empty buffer: its parent's lines are its parent's to write.
+    """
+
+    def __init__(self, stream) -> None:
+        super().__init__(stream)
+        self._lines: list[str] = []
+        self._writer_pid = 0
+        handler = weakref.ref(self)  # the fork hook must not keep a closed handler alive
+        os.register_at_fork(after_in_child=lambda: (alive := handler()) is not None and alive._forget_parent())
+
+    def emit(self, record: logging.LogRecord) -> None:  # called by `handle`, with the handler's lock held
+        try:
+            self._lines.append(self.format(record) + self.terminator)
+            if record.levelno >= logging.WARNING:
+                self._write()
+            elif self._writer_pid != os.getpid():
+                self._writer_pid = os.getpid()
+                threading.Thread(target=self._run, name="authz-log-lines", daemon=True).start()
+        except Exception:  # noqa: BLE001 - as StreamHandler: a line that cannot be written never fails a request
+            self.handleError(record)
+
+    def flush(self) -> None:
+        with self.lock:
+            self._write()
+
+    def _write(self) -> None:
+        lines, self._lines = self._lines, []
+        if lines and self.stream is not None:
+            self.stream.write("".join(lines))
+            self.stream.flush()
+
+    def _run(self) -> None:
+        pid = os.getpid()
+        while self._writer_pid == pid:
+            time.sleep(FLUSH_SECONDS)
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - a closed or full stream: the lines are lost, the process goes on
+                self._lines = []
+
+    def _forget_parent(self) -> None:
+        self._lines = []
+        self._writer_pid = 0
+
+
+def flush_logs() -> None:
+    """Write the lines the `authz` loggers still buffer (a worker's exit, which skips `logging.shutdown`)."""
+    for handler in logging.getLogger("authz").handlers:
+        handler.flush()
+
+
 def configure_logging() -> None:
     """Send the `authz` loggers to stderr as JSON lines (once per process)."""
     root = logging.getLogger("authz")
     if any(isinstance(handler.formatter, JsonFormatter) for handler in root.handlers):
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = LineHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root.addHandler(handler)
     root.setLevel(os.environ.get("AUTHZ_LOG_LEVEL", "INFO").upper())
