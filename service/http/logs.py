@@ -83,6 +83,13 @@ class LineHandler(logging.StreamHandler):
         with self.lock:
             self._write()
 
+    def close(self) -> None:
+        """Write what is buffered and stop the process's thread."""
+        with self.lock:
+            self._writer_pid = -1
+            self._write()
+        super().close()
+
     def _write(self) -> None:
         lines, self._lines = self._lines, []
         if lines and self.stream is not None:
@@ -95,8 +102,8 @@ class LineHandler(logging.StreamHandler):
             time.sleep(FLUSH_SECONDS)
             try:
                 self.flush()
-            except Exception:  # noqa: BLE001 - a closed or full stream: the lines are lost, the process goes on
-                self._lines = []
+            except Exception:  # noqa: BLE001, S110 - a closed stream: those lines are lost, the process goes on
+                pass
 
     def _forget_parent(self) -> None:
         self._lines = []
