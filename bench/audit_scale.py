@@ -176,8 +176,7 @@ def measure_pages(url: str, rounds: int = 5) -> dict[str, float]:
             times.append((time.perf_counter() - started) * 1000)
             assert answer.status_code == 200, (path, answer.status_code, answer.data[:300])
         figures[f"{label} (ms, median of {rounds})"] = statistics.median(times)
-    runtime.cache.close()
-    runtime.db.dispose()
+    runtime.close()
     return figures
 
 

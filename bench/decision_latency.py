@@ -55,7 +55,7 @@ def main() -> None:
             authorizer.authorize(f"u_{number}", "read", resource)
             cold.append(time.perf_counter() - started)
         print("in-process, cold  :", percentiles(cold))
-        runtime.cache.close()
+        runtime.close()
 
         # bench.server keeps the server's request log in a file: an undrained pipe would stall it.
         with serve(url, 2, Path(directory), "decision-latency") as server:

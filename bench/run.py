@@ -127,8 +127,7 @@ class Bench:
             in_process.measure(subjects, p.in_process_rounds, p.warm_calls, p.cold_calls, p.in_process_list_calls)
         finally:
             for subject in subjects:
-                subject.runtime.cache.close()
-                subject.runtime.db.dispose()
+                subject.runtime.close()
         for subject in subjects:
             for kind in ("warm", "cold", "list"):
                 self.figure(f"in-process {kind} {subject.label}", Figure.of_rounds(subject.rounds[kind]))

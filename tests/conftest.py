@@ -107,8 +107,6 @@ def app(database_url):
     yield app
     runtime = app.extensions["authz"]
     runtime.close()
-    runtime.cache.close()
-    runtime.db.dispose()
 
 
 @pytest.fixture

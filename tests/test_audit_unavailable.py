@@ -50,8 +50,7 @@ def test_postgres_cut_off_gives_503_pages_then_they_come_back():
             try:
                 _cut_off_and_back(app.test_client(), proxy)
             finally:
-                app.extensions["authz"].cache.close()
-                app.extensions["authz"].db.dispose()
+                app.extensions["authz"].close()
     finally:
         proxy.close()
 

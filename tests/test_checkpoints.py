@@ -32,9 +32,7 @@ def signed(database_url, every_ten):
     )
     yield app, Api(flask_transport(app.test_client()))
     runtime = app.extensions["authz"]
-    runtime.records.close()
-    runtime.cache.close()
-    runtime.db.dispose()
+    runtime.close()
 
 
 def write(api: Api, count: int, prefix: str = "acc") -> None:

@@ -188,7 +188,6 @@ def test_the_level_setting(database_url, level):
         assert [(r["actor"], r["allowed"]) for r in records] == expected
     finally:
         app.extensions["authz"].close()
-        app.extensions["authz"].db.dispose()
 
 
 def test_bad_settings_stop_the_start():

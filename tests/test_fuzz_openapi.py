@@ -39,8 +39,7 @@ def fuzzed_app(tmp_path_factory):
     app = create_app({"DATABASE_URL": f"sqlite:///{directory}/authz.sqlite3", "AUTHZ_PRESHARED_KEY": TEST_KEY})
     seed(app)
     yield app
-    app.extensions["authz"].cache.close()
-    app.extensions["authz"].db.dispose()
+    app.extensions["authz"].close()
 
 
 def seed(app) -> None:

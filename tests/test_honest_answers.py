@@ -140,8 +140,7 @@ def test_after_a_repair_every_worker_drops_its_cached_facts(app, api, database_u
         assert "drop its cached facts" in api.get("/audit/changes").raw.decode()
     finally:
         runtime = other_worker.extensions["authz"]
-        runtime.cache.close()
-        runtime.db.dispose()
+        runtime.close()
 
 
 def test_dropping_cached_facts_needs_the_admin_scope(app, api):

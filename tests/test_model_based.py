@@ -45,8 +45,7 @@ class ServiceAgainstModel(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         runtime = self.app.extensions["authz"]
-        runtime.cache.close()
-        runtime.db.dispose()
+        runtime.close()
         shutil.rmtree(self.directory, ignore_errors=True)
 
     @initialize(admins=st.lists(st.sampled_from(USERS), min_size=len(ACCOUNTS), max_size=len(ACCOUNTS)))

@@ -39,8 +39,7 @@ def reloadable(database_url, policy_file):
     api.create_account("acc_1", "u_admin")
     api.invite("acc_1", "u_collab", "collaborator")
     yield api
-    app.extensions["authz"].cache.close()
-    app.extensions["authz"].db.dispose()
+    app.extensions["authz"].close()
 
 
 def reload(api: Api):

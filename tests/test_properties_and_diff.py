@@ -96,8 +96,7 @@ def test_a_reload_refuses_a_policy_that_breaks_a_property(database_url, tmp_path
         assert "a reader (not a support agent)" in refused.json["error"]["message"]
         assert api.get("/v1/policy").json["text"] == ORIGINAL
     finally:
-        app.extensions["authz"].cache.close()
-        app.extensions["authz"].db.dispose()
+        app.extensions["authz"].close()
 
 
 def test_a_policy_taken_up_is_logged_with_its_diff(database_url, tmp_path):
@@ -120,8 +119,7 @@ def test_a_policy_taken_up_is_logged_with_its_diff(database_url, tmp_path):
             "payment manager and adds subscription invoices to its purchases, when the user is u_fired",
         ]
     finally:
-        app.extensions["authz"].cache.close()
-        app.extensions["authz"].db.dispose()
+        app.extensions["authz"].close()
 
 
 def test_diff_groups_changes_in_business_words():
@@ -187,5 +185,4 @@ def test_the_auditor_policy_page_lists_the_versions_with_their_changes(database_
         assert "admins lose view_workspace on Account, whatever the billing settings, when the user is u_fired" in html
         assert f"/audit/policy?as_of_revision={revision}" in html
     finally:
-        app.extensions["authz"].cache.close()
-        app.extensions["authz"].db.dispose()
+        app.extensions["authz"].close()

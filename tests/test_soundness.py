@@ -249,8 +249,7 @@ def test_every_answer_is_what_oso_answers_on_the_full_facts(name, source, sqlite
                 assert set(api.post("/v1/actions", body).json["actions"]) == expected, (revision, actor, resource)
         finally:
             runtime = app.extensions["authz"]
-            runtime.cache.close()
-            runtime.db.dispose()
+            runtime.close()
             shutil.rmtree(directory, ignore_errors=True)
 
     differential()

@@ -253,6 +253,7 @@ class DecisionLog:
         if self._buffer:
             self.flush()
         self.storage.close()
+        atexit.unregister(self.close)  # closed: the interpreter's exit need not keep it alive
 
     def _log_failure(self, message: str, *args: Any) -> None:
         if time.monotonic() - self._last_failure_logged > 60:

@@ -74,8 +74,12 @@ class Runtime:
         )
 
     def close(self) -> None:
-        """Graceful shutdown: write what the decision log still buffers."""
+        """Shut down: write what the decision log still buffers, stop the fact cache's watcher, close the
+        connections (a worker's exit; a test's app)."""
         self.decision_log.close()
+        self.records.close()
+        self.cache.close()
+        self.db.dispose()
 
     def after_fork(self) -> None:
         """In a freshly forked worker: forget the parent's connections (they stay the parent's)."""
