@@ -17,6 +17,7 @@ from sqlalchemy import text
 
 from models.database import Database
 from service.app import create_app
+from service.http.logs import flush_logs
 from tests.support import TEST_KEY, Api, flask_transport
 
 POSTGRES_ADMIN = os.environ.get("AUTHZ_TEST_POSTGRES", "postgresql://127.0.0.1:5432/postgres")
@@ -124,5 +125,6 @@ def pytest_runtest_teardown(item, nextitem):
     scanned again, so a collection only ever costs what the running test allocated.
     """
     yield
+    flush_logs()  # the request lines it made, while its output is still captured
     gc.collect()
     gc.freeze()
