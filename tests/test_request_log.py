@@ -8,6 +8,8 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -15,19 +17,28 @@ from service.http import logs
 from service.http.logs import JsonFormatter, LineHandler
 
 
-@pytest.fixture
-def logger():
-    """A logger of its own with a LineHandler on a StringIO; the handler is closed afterwards."""
-    stream = io.StringIO()
+@contextmanager
+def line_logger(name: str, stream) -> Iterator[tuple[logging.Logger, LineHandler]]:
+    """A logger of its own writing through a LineHandler on `stream`; the handler is closed afterwards."""
     handler = LineHandler(stream)
     handler.setFormatter(JsonFormatter())
-    log = logging.getLogger("authz.test_request_log")
+    log = logging.getLogger(name)
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
-    yield log, handler, stream
-    log.removeHandler(handler)
-    handler.close()
+    try:
+        yield log, handler
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+@pytest.fixture
+def logger():
+    """`line_logger` on a StringIO."""
+    stream = io.StringIO()
+    with line_logger("authz.test_request_log", stream) as (log, handler):
+        yield log, handler, stream
 
 
 def messages(text: str) -> list[str]:
@@ -59,25 +70,15 @@ def test_the_process_thread_writes_within_a_flush_interval(logger):
 def test_a_forked_child_writes_only_its_own_lines(tmp_path, monkeypatch):
     monkeypatch.setattr(logs, "FLUSH_SECONDS", 30.0)
     path = tmp_path / "lines.log"
-    with path.open("a") as stream:
-        handler = LineHandler(stream)
-        handler.setFormatter(JsonFormatter())
-        log = logging.getLogger("authz.test_request_log.fork")
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False
-        try:
-            log.info("parent's")
-            pid = os.fork()
-            if pid == 0:  # the child: its parent's buffered line is not its own
-                try:
-                    log.info("child's")
-                    handler.flush()
-                finally:
-                    os._exit(0)
-            os.waitpid(pid, 0)
-            handler.flush()
-        finally:
-            log.removeHandler(handler)
-            handler.close()
+    with path.open("a") as stream, line_logger("authz.test_request_log.fork", stream) as (log, handler):
+        log.info("parent's")
+        pid = os.fork()
+        if pid == 0:  # the child: its parent's buffered line is not its own
+            try:
+                log.info("child's")
+                handler.flush()
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        handler.flush()
     assert sorted(messages(path.read_text())) == ["child's", "parent's"]
