@@ -191,6 +191,34 @@ def test_each_bad_account_is_rejected_whole_with_its_lines_and_reason(run, api):
     assert run.cli("changes", "verify").exit_code == 0
 
 
+def test_fields_of_any_json_type_are_reasons_not_crashes(run):
+    lines = [
+        line(type=["account"], id="acc_x"),                                                  # 1
+        line(type={"account": 1}, id="acc_x"),                                               # 2
+        line(type="account", id=["acc_x"], name="Entreprise", admin="u_1"),                  # 3
+        acc("acc_ok", "u_1"),                                                                # 4
+        line(type="membership", account="acc_ok", user={"id": "u_2"}, role=["reader"]),      # 5
+        acc("acc_null_name", "u_3", name=None),                                              # 6
+        line(type="support_agent", user="u_s", since=2020),                                  # 7
+        line(type="support_agent", user="u_s", user_id="u_t"),                               # 8
+        line(type="support_agent", user="u_fine"),                                           # 9
+    ]
+    result = run(lines)
+    assert result.exit_code == 1, result.output
+    for expected in (
+        'rejected line 1: bad field: type must be account, membership or support_agent, not ["account"]',
+        'rejected line 2: bad field: type must be account, membership or support_agent, not {"account": 1}',
+        'rejected line 3: bad id: id must be',
+        "rejected account acc_ok (lines 4, 5): line 5: bad id: user must be",
+        'line 5: bad role ["reader"]',
+        "rejected account acc_null_name (line 6): line 6: bad field: name must be",
+        "rejected support agent u_s (lines 7, 8): line 7: bad field: unknown field 'since'; "
+        "line 8: bad field: unknown field 'user_id'",
+    ):
+        assert expected in result.stderr, f"{expected!r} missing:\n{result.stderr}"
+    assert "imported 0 accounts (0 memberships) and 1 support agents" in result.stdout
+
+
 def test_the_same_file_again_changes_nothing_and_says_so(run, api):
     first = run(GOOD)
     assert first.exit_code == 0
