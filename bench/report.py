@@ -82,7 +82,8 @@ def render(results: dict) -> str:
         "The 1,000,000-account shape (`BENCH_LARGE=1 make bench`) is reported apart: [LARGE.md](LARGE.md) "
         "(`authz import`, cold decisions, lists, start-up; written by `bench.large`) and "
         "[AUDIT_SCALE.md](AUDIT_SCALE.md) (`authz changes verify` and the auditor's pages; `bench.audit_scale` "
-        "prints them, recorded there with the command).",
+        "prints them, recorded there with the command); PostgreSQL's own share of the import (its rows written by "
+        "COPY alone) in [IMPORT_FLOOR.md](IMPORT_FLOOR.md) (`bench.import_floor`).",
         "",
         "## Machine",
         "",
