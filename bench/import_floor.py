@@ -48,10 +48,6 @@ WITHOUT = {  # what is taken away, and the statement that takes it away
 }
 
 
-def plain(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
-
-
 def imported_rows(accounts: int, work: Path) -> dict[str, list[bytes]]:
     """Each table's rows as `authz import` wrote them (COPY text lines), the account each belongs to first."""
     path = work / "shape.ndjson"
@@ -61,7 +57,7 @@ def imported_rows(accounts: int, work: Path) -> dict[str, list[bytes]]:
         subprocess.run([AUTHZ, "import", str(path)], env={**os.environ, "DATABASE_URL": url}, check=True,
                        stdout=subprocess.DEVNULL)
         rows = {}
-        with psycopg.connect(plain(url)) as connection, connection.cursor() as cursor:
+        with psycopg.connect(datasets.libpq_url(url)) as connection, connection.cursor() as cursor:
             for table in TABLES:
                 columns = [column.name for column in cursor.execute(f"SELECT * FROM {table} LIMIT 0").description]
                 data = bytearray()
@@ -76,7 +72,7 @@ def timed_copy(rows: dict, prepare: str | None = None, halves: int = 1) -> float
     """Seconds to COPY every row into a fresh database (one transaction per connection, `halves` connections)."""
     with datasets.postgres_database(POSTGRES_ADMIN, "floorcopy") as url:
         Database(url).migrate()
-        with psycopg.connect(plain(url), autocommit=True) as connection:
+        with psycopg.connect(datasets.libpq_url(url), autocommit=True) as connection:
             if prepare:
                 connection.execute(prepare)
             connection.execute("CHECKPOINT")
@@ -84,7 +80,7 @@ def timed_copy(rows: dict, prepare: str | None = None, halves: int = 1) -> float
                   for table, (column, lines) in rows.items()} for half in range(halves)]
 
         def write(part: dict[str, bytes]) -> None:
-            with psycopg.connect(plain(url)) as connection, connection.cursor() as cursor:
+            with psycopg.connect(datasets.libpq_url(url)) as connection, connection.cursor() as cursor:
                 for table in TABLES:
                     with cursor.copy(f"COPY {table} FROM STDIN") as copy:
                         copy.write(part[table])
