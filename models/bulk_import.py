@@ -12,6 +12,15 @@ the accounts it finds absent stay absent and nobody logs between), reads what th
 already holds of them, lets the caller decide, and writes the prepared rows (COPY on
 PostgreSQL, multi-row statements on SQLite) when the guess held, or rows prepared again
 under the lock when it did not.
+
+On PostgreSQL a chunk may also be written *beside* the one before it, on a connection of its
+own (`write_beside`): two COPYs at once, which the server spreads over two cores. Its
+entries follow the chunk before, so it writes nothing of them until that chunk holds the
+counter and has kept its prepared numbering (a `Turn` says so), and it takes the counter
+only once that chunk has committed, without waiting for it (NOWAIT), under a short
+`lock_timeout` for everything else: it never waits on another writer long enough to be
+part of a deadlock, and any writer that came between makes it roll back and leave the chunk
+to the ordinary write, which numbers it again under the lock.
 """
 
 from __future__ import annotations
@@ -19,13 +28,14 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import groupby
 from typing import NamedTuple
 
 import psycopg
-from sqlalchemy import ColumnElement, Select, String, any_, bindparam, select, update
+from sqlalchemy import ColumnElement, Select, String, any_, bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
@@ -40,6 +50,10 @@ SPILL_BATCH = 10_000
 
 _COUNTER = RevisionCounterRow.__table__
 _LOCK_COUNTER = select(_COUNTER.c.revision).where(_COUNTER.c.id == 1).with_for_update()
+_TAKE_COUNTER_NOW = select(_COUNTER.c.revision).where(_COUNTER.c.id == 1).with_for_update(nowait=True)
+# A chunk written beside the one before waits this long at most for a row another writer holds; far below
+# PostgreSQL's deadlock_timeout (1 s by default), so it gives up before any deadlock check could pick a victim.
+BESIDE_LOCK_TIMEOUT = text("SET LOCAL lock_timeout = '100ms'")
 _ADVANCE_COUNTER = (
     update(_COUNTER).where(_COUNTER.c.id == 1).values(revision=_COUNTER.c.revision + bindparam("count"))
     .returning(_COUNTER.c.revision)
@@ -216,41 +230,86 @@ def prepare_chunk(chunk: ChunkWrite, who: Who, *, after: int, prev_hash: str) ->
     )
 
 
+class Turn:
+    """What a chunk written beside another learns of the one before it: numbered as prepared, then committed.
+
+    The chunk before tells (`numbered`) once it holds the counter whether it writes its
+    prepared entries as they are, and (`ended`) whether its transaction committed. Each is
+    told exactly once, whatever happens (`write_chunk` tells both even when it fails).
+    """
+
+    def __init__(self) -> None:
+        self._numbered, self._ended = threading.Event(), threading.Event()
+        self._as_prepared = self._committed = False
+
+    def numbered(self, as_prepared: bool) -> None:
+        if not self._numbered.is_set():
+            self._as_prepared = as_prepared
+            self._numbered.set()
+
+    def ended(self, committed: bool) -> None:
+        self.numbered(False)  # a chunk that ended before it was numbered did not keep its numbering
+        if not self._ended.is_set():
+            self._committed = committed
+            self._ended.set()
+
+    def wait_numbered(self) -> bool:
+        """Wait until the chunk before holds the counter: True if its entries are the ones it was prepared with."""
+        self._numbered.wait()
+        return self._as_prepared
+
+    def wait_ended(self) -> bool:
+        """Wait until the chunk before's transaction ended: True if it committed."""
+        self._ended.wait()
+        return self._committed
+
+
 def write_chunk(
     db: Database,
     who: Who,
     wanted: ChunkWrite,
     decide: Callable[[Present], ChunkWrite],
     prepared: PreparedChunk | None = None,
+    turn: Turn | None = None,
 ) -> Written:
     """Write one chunk in one transaction: what `decide` makes of what the store holds of `wanted`'s ids.
 
     `prepared` rows are written as they are when the store is still at `prepared.after` and
     `decide` chooses what they were prepared for; otherwise (none prepared, another writer came
-    between, or some of the ids are present) the rows are prepared under the lock.
+    between, or some of the ids are present) the rows are prepared under the lock. `turn`, if
+    given, is told how it went, for the chunk being written beside this one.
     `Conflict` (nothing written) if a concurrent write took one of its ids between our look and our insert.
     """
+    committed = False
     try:
-        return _write_chunk(db, who, wanted, decide, prepared)
+        written = _write_chunk(db, who, wanted, decide, prepared, turn)
+        committed = True
+        return written
     except (IntegrityError, psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected) as error:
         raise Conflict("a concurrent change took one of the chunk's ids; nothing written", "concurrent_change") from error
     except (DBAPIError, psycopg.Error, sqlite3.Error) as error:
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise Unavailable(f"the database refused the chunk ({first_line}); nothing of it written") from error
+    finally:
+        if turn is not None:
+            turn.ended(committed)
 
 
 def _write_chunk(
-    db: Database, who: Who, wanted: ChunkWrite, decide: Callable[[Present], ChunkWrite], prepared: PreparedChunk | None
+    db: Database,
+    who: Who,
+    wanted: ChunkWrite,
+    decide: Callable[[Present], ChunkWrite],
+    prepared: PreparedChunk | None,
+    turn: Turn | None,
 ) -> Written:
     with db.write() as session:
         current = session.execute(_LOCK_COUNTER).scalar_one()  # every other writer logs after us
-        queries = _PRESENT[not db.is_sqlite]
-        ids = [account.id for account in wanted.accounts]
-        present = Present(
-            _present_accounts(session, queries, ids), _present_support(session, queries, wanted.support_agents)
-        )
-        chunk = decide(present)  # nothing we find absent appears while we hold the lock
-        if prepared is None or current != prepared.after or chunk != prepared.write:
+        chunk = decide(_present(db, session, wanted))  # nothing we find absent appears while we hold the lock
+        as_prepared = prepared is not None and current == prepared.after and chunk == prepared.write
+        if turn is not None:
+            turn.numbered(as_prepared)
+        if prepared is None or not as_prepared:
             prepared = prepare_chunk(chunk, who, after=current, prev_hash=hash_of(session, current))
         if not prepared.changes:
             return Written(0, current, prepared.after_hash)
@@ -261,6 +320,53 @@ def _write_chunk(
             _copy_rows(session, prepared)
         session.info["revision"] = last
         return Written(len(prepared.changes), last, prepared.last_hash)
+
+
+def write_beside(
+    db: Database,
+    who: Who,
+    decide: Callable[[Present], ChunkWrite],
+    prepared: PreparedChunk,
+    before: Turn,
+) -> Written | None:
+    """Write `prepared` (PostgreSQL) while the chunk before it, whose `before` turn it is, is still being written.
+
+    The rows go in (COPY) once the chunk before holds the counter with the numbering this one
+    was prepared after; the counter is taken, without waiting, once that chunk has committed,
+    and must then stand at `prepared.after` with its entry's hash `prepared.after_hash`. None,
+    with nothing written, if anything else happened: the chunk before failed or was numbered
+    again, a writer came between, a row it needs is held by another writer, or `decide` wants
+    other rows than the prepared ones (some accounts present). The caller then writes the
+    chunk the ordinary way (`write_chunk`), after the chunk before.
+    """
+    if not before.wait_numbered():
+        return None
+    try:
+        with db.write() as session:
+            session.execute(BESIDE_LOCK_TIMEOUT)
+            if decide(_present(db, session, prepared.write)) != prepared.write:
+                return None
+            _copy_rows(session, prepared)
+            if not before.wait_ended():
+                raise _NotAfter
+            current = session.execute(_TAKE_COUNTER_NOW).scalar_one()
+            if current != prepared.after or hash_of(session, current) != prepared.after_hash:
+                raise _NotAfter  # another writer came between the chunk before and this one
+            last = session.execute(_ADVANCE_COUNTER, {"count": len(prepared.changes)}).scalar_one()
+            session.info["revision"] = last
+    except (_NotAfter, DBAPIError, psycopg.Error):  # rolled back: the lock timed out, a row was taken, the
+        return None  # counter was held or had moved, the connection was lost; the ordinary write sorts it out
+    return Written(len(prepared.changes), last, prepared.last_hash)
+
+
+class _NotAfter(Exception):
+    """The chunk written beside does not follow the chunk before it after all: roll it back."""
+
+
+def _present(db: Database, session: Session, wanted: ChunkWrite) -> Present:
+    queries = _PRESENT[not db.is_sqlite]
+    ids = [account.id for account in wanted.accounts]
+    return Present(_present_accounts(session, queries, ids), _present_support(session, queries, wanted.support_agents))
 
 
 def _present_accounts(session: Session, queries: _PresentQueries, ids: list[str]) -> dict[str, ImportedAccount]:

@@ -256,15 +256,16 @@ def test_writers_between_chunks_are_chained_in_and_accounts_they_create_are_not_
     }
     real_write, real_prepare = core.write_chunk, storage.prepare_chunk
 
-    def write_chunk(db, who, wanted, decide, prepared):
+    def write_chunk(db, who, wanted, *args):
         writes.append(wanted)
         interleaved.get(len(writes), lambda: None)()
-        return real_write(db, who, wanted, decide, prepared)
+        return real_write(db, who, wanted, *args)
 
     def prepare_under_the_lock(*args, **kwargs):
         prepared_again.append(len(writes))
         return real_prepare(*args, **kwargs)
 
+    monkeypatch.setattr(core, "WRITERS", 1)  # one chunk at a time, so that the writes above come between chunks
     monkeypatch.setattr(core, "write_chunk", write_chunk)
     monkeypatch.setattr(storage, "prepare_chunk", prepare_under_the_lock)
     result = run([acc(f"acc_{n}", f"u_admin_{n}") for n in range(1, 6)], "--chunk-accounts", "1")
@@ -289,7 +290,7 @@ def test_writers_between_chunks_are_chained_in_and_accounts_they_create_are_not_
     assert verify.exit_code == 0 and "intact" in verify.stdout, verify.output
 
 
-def test_the_same_file_again_is_not_prepared_ahead_once_its_accounts_are_found(run, monkeypatch):
+def test_the_same_file_again_is_not_prepared_ahead_once_its_accounts_are_found(run, monkeypatch, database_url):
     """Preparing a chunk ahead guesses its accounts are new; run again, a file's are all present and the
     numbering and hashing done ahead is wasted: after the first chunk finds them, none is prepared ahead
     (at 1,000,000 accounts the second run had taken 127 s on SQLite where the first took 206 s)."""
@@ -306,7 +307,9 @@ def test_the_same_file_again_is_not_prepared_ahead_once_its_accounts_are_found(r
     monkeypatch.setattr(core, "prepare_chunk", prepare_ahead)
     again = run(lines, "--chunk-accounts", "1")
     assert again.exit_code == 0 and "nothing changed" in again.stdout, again.output
-    assert len(ahead) == 2  # the first chunk, and the second, prepared while the first was written
+    # The first chunk, and the second, prepared while the first was written; on PostgreSQL the second is
+    # written beside the first, so a third is prepared while those two are written.
+    assert len(ahead) == (2 if database_url.startswith("sqlite") else 3)
 
 
 def test_postgresql_listeners_hear_each_chunk_once_with_its_latest_revision(run, api, database_url):
@@ -399,3 +402,194 @@ def test_the_auditor_reads_each_imported_fact_in_business_words(run, api):
     assert "migration imported account acc_b (Entreprise)" in sentences
     assert "migration imported u_partner as payment_manager of acc_b" in sentences
     assert "migration imported u_support as a support agent" in sentences
+
+
+def test_postgresql_writes_each_chunk_beside_the_one_before_and_the_chain_holds(run, api, database_url, monkeypatch):
+    """On PostgreSQL a chunk prepared ahead is written on a second connection while the chunk before it is
+    still being written (two COPYs at once); its entries follow that chunk's, in file order, and the chain holds.
+    SQLite has one writer: there every chunk is written alone."""
+    from service.core import bulk_import as core
+
+    beside, real_beside = [], core.write_beside
+
+    def write_beside(*args, **kwargs):
+        beside.append(real_beside(*args, **kwargs))
+        return beside[-1]
+
+    monkeypatch.setattr(core, "write_beside", write_beside)
+    result = run([acc(f"acc_{n:02d}", f"u_admin_{n}") for n in range(1, 21)], "--chunk-accounts", "2")
+    assert result.exit_code == 0, result.output
+    assert "imported 20 accounts (20 memberships)" in result.stdout
+    if database_url.startswith("sqlite"):
+        assert beside == []
+    else:  # chunks 2, 4, ... are written beside 1, 3, ...; with no other writer every guess holds
+        assert len(beside) == 5 and all(written is not None for written in beside), beside
+    changes = api.get("/v1/changes?after=1&limit=100").json["changes"]
+    assert [(c["account"], c["user"]) for c in changes] == [
+        (f"acc_{n:02d}", who) for n in range(1, 21) for who in (None, f"u_admin_{n}")
+    ]
+    verify = run.cli("changes", "verify")
+    assert verify.exit_code == 0 and "intact" in verify.stdout, verify.output
+
+
+def test_imports_and_api_writers_at_once_lose_nothing_and_deadlock_nowhere(run, api, database_url):
+    """Writers of the API keep writing while an import runs, chunk after chunk beside each other: every write
+    of both is acknowledged and stored, none is refused for a deadlock, and the chain holds."""
+    import threading
+
+    api.create_account("acc_live", "u_live")
+    answers, importing = [], threading.Event()
+
+    def keep_writing() -> None:
+        number = 0
+        while importing.is_set() or number < 20:
+            answers.append(api.invite("acc_live", f"u_member_{number}", "reader").status)
+            number += 1
+
+    importing.set()
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        result = run([acc(f"acc_{n:03d}", f"u_admin_{n}") for n in range(1, 121)], "--chunk-accounts", "3")
+    finally:
+        importing.clear()
+        writer.join()
+    assert result.exit_code == 0, result.output
+    assert "imported 120 accounts (120 memberships)" in result.stdout
+    assert answers and set(answers) == {201}, answers
+    members = api.get("/v1/accounts/acc_live").json["members"]
+    assert len(members) == 1 + len(answers)
+    changes = api.get("/v1/changes?after=0&limit=1000").json["changes"]
+    imported = [c["account"] for c in changes if c["kind"] == "import" and c["user"] is None]
+    assert imported == [f"acc_{n:03d}" for n in range(1, 121)]  # in file order, whatever came between
+    verify = run.cli("changes", "verify")
+    assert verify.exit_code == 0 and "intact" in verify.stdout, verify.output
+
+
+@pytest.fixture
+def beside(database_url, api):
+    """`write_beside` of one new account (acc_new) on a thread, with the turn of an imagined chunk before it."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("chunks are written beside each other on PostgreSQL only (SQLite has one writer)")
+    import threading
+
+    from models.bulk_import import ChunkWrite, ImportedAccount, Turn, latest_entry, prepare_chunk, write_beside
+    from models.changelog import Who
+
+    api.create_account("acc_live", "u_live")
+    db, who = Database(database_url), Who(acting_user="migration", api_key=None)
+    wanted = ChunkWrite([ImportedAccount("acc_new", "New", False, True, {"u_new": "admin"})], [])
+
+    class Beside:
+        url, turn, result = database_url, Turn(), []
+
+        def start(self, after: tuple[int, str] | None = None) -> None:
+            """Prepared after `after` (the store's latest entry by default), as if the chunk before wrote nothing."""
+            revision, last_hash = after or latest_entry(db)
+            prepared = prepare_chunk(wanted, who, after=revision, prev_hash=last_hash)
+            self.thread = threading.Thread(
+                target=lambda: self.result.append(write_beside(db, who, lambda _present: wanted, prepared, self.turn))
+            )
+            self.thread.start()
+
+        def waiting(self) -> None:
+            """Until its rows are in and it waits for the chunk before to end (idle in its transaction)."""
+            _wait_for_backend(self.url, "state = 'idle in transaction'")
+
+        def written(self):
+            self.thread.join(timeout=30)
+            assert not self.thread.is_alive()
+            return self.result[0]
+
+    yield Beside()
+    db.dispose()
+
+
+def _wait_for_backend(database_url: str, condition: str) -> None:
+    """Wait until another PostgreSQL backend of this database is in `condition` (on pg_stat_activity's columns)."""
+    import time
+
+    import psycopg
+
+    conninfo = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(conninfo, autocommit=True) as connection:
+        for _attempt in range(500):
+            if connection.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                f"AND pid <> pg_backend_pid() AND {condition}"
+            ).fetchone()[0]:
+                return
+            time.sleep(0.02)
+    raise AssertionError(f"no backend came to {condition}")
+
+
+def _intact(run) -> None:
+    verify = run.cli("changes", "verify")
+    assert verify.exit_code == 0 and "intact" in verify.stdout, verify.output
+
+
+def test_a_chunk_beside_commits_only_after_the_one_before_it(beside, api, run):
+    beside.turn.numbered(True)
+    beside.start()
+    beside.waiting()
+    assert api.get("/v1/accounts/acc_new").status == 404  # written, not committed: the chunk before has not ended
+    revision = api.revision()
+    beside.turn.ended(True)
+    written = beside.written()
+    assert (written.entries, written.revision) == (2, revision + 2)
+    assert api.get("/v1/accounts/acc_new").json["members"] == [{"user": "u_new", "role": "admin"}]
+    _intact(run)
+
+
+@pytest.mark.parametrize("before", ["numbered again", "rolled back"])
+def test_a_chunk_beside_writes_nothing_when_the_one_before_did_not_keep_its_numbering(beside, api, run, before):
+    if before == "numbered again":
+        beside.turn.numbered(False)  # it met another writer: the entries beside would not follow it
+        beside.start()
+    else:
+        beside.turn.numbered(True)
+        beside.start()
+        beside.waiting()
+        beside.turn.ended(False)
+    assert beside.written() is None
+    assert api.get("/v1/accounts/acc_new").status == 404
+    _intact(run)
+
+
+def test_a_writer_that_comes_between_waits_a_moment_and_the_chunk_beside_gives_way(beside, api, run):
+    """The API writer takes the counter once the chunk before has committed; its entry's revision is one the
+    chunk beside has written uncommitted, so it waits for it; the chunk beside finds the counter taken, does
+    not wait (that would be a deadlock), and rolls back: the writer's change goes in, the chunk is left to the
+    ordinary write."""
+    import threading
+
+    beside.turn.numbered(True)
+    beside.start()
+    beside.waiting()
+    answer = []
+    writer = threading.Thread(target=lambda: answer.append(api.invite("acc_live", "u_between", "reader")))
+    writer.start()
+    _wait_for_backend(beside.url, "wait_event_type = 'Lock'")
+    beside.turn.ended(True)
+    assert beside.written() is None
+    writer.join(timeout=30)
+    assert answer[0].status == 201, answer
+    assert api.get("/v1/accounts/acc_new").status == 404
+    _intact(run)
+
+
+@pytest.mark.parametrize("guess", ["stale revision", "other hash"])
+def test_a_chunk_beside_on_a_wrong_guess_writes_nothing(beside, api, run, guess):
+    from models.bulk_import import latest_entry
+
+    revision, last_hash = latest_entry(Database(beside.url))
+    if guess == "stale revision":
+        api.invite("acc_live", "u_between", "reader")  # committed after the guess: its revision is taken
+    else:
+        last_hash = "f" * 64  # the counter is where it was guessed, the entry there is another one
+    beside.turn.numbered(True)
+    beside.turn.ended(True)
+    beside.start(after=(revision, last_hash))
+    assert beside.written() is None
+    assert api.get("/v1/accounts/acc_new").status == 404
+    _intact(run)

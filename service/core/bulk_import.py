@@ -26,9 +26,11 @@ from models.bulk_import import (
     PreparedChunk,
     Present,
     Spill,
+    Turn,
     Written,
     latest_entry,
     prepare_chunk,
+    write_beside,
     write_chunk,
 )
 from models.changelog import Who
@@ -40,6 +42,7 @@ from service.core.inputs import ID_RULE, NAME_RULE, is_id, is_name
 
 CHUNK_ACCOUNTS = 5_000
 CHUNK_ATTEMPTS = 3  # a chunk that met a concurrent change to the same ids is tried again
+WRITERS = 2  # PostgreSQL: chunks written at once (the second beside the first, `write_beside`); SQLite has one writer
 ACCOUNT_FIELDS = {
     "type", "id", "name", "admin",
     "restrict_subscription_to_payment_manager", "auto_add_subscription_invoices_to_purchases",
@@ -189,24 +192,30 @@ def import_facts(
 
 
 class _Writer:
-    """Writes chunks on a thread of its own, one at a time and in order, while the next one is read and prepared.
+    """Writes chunks on threads of their own, in order, while the next ones are read and prepared.
 
     A chunk's write waits mostly on the database (COPY, index upkeep, commit). Everything
-    else is the importer's own work and is done on the importing thread while the chunk
-    before is written: reading and checking the lines, and numbering and hashing the
-    chunk's entries on the guess that it follows the chunk being written and that none of
-    its accounts is present (`write_chunk` checks the guess under the lock). Once a chunk
-    finds accounts already in the store (the same file run again), the guess is no longer
-    made: the chunks after it are prepared under the lock, from what is really new. At most
-    one chunk is being written while one is being built, so memory stays two chunks. A
-    write that fails raises from the next `hand_over` or from `finish`, and nothing after
-    it is written.
+    else is the importer's own work and is done on the importing thread while the chunks
+    before are written: reading and checking the lines, and numbering and hashing the
+    chunk's entries on the guess that it follows the chunk before and that none of its
+    accounts is present (`write_chunk` checks the guess under the lock). Once a chunk finds
+    accounts already in the store (the same file run again), the guess is no longer made:
+    the chunks after it are prepared under the lock, from what is really new.
+
+    On PostgreSQL a chunk prepared ahead is written beside the chunk before it, on a second
+    thread and connection (`write_beside`), when that chunk too was prepared ahead: the
+    server writes both at once. When the guess fails, the chunk is written the ordinary way
+    once the chunk before has ended. At most two chunks are being written while one is
+    built, so memory stays three chunks. A write that fails raises from the next `hand_over`
+    or from `finish`, and nothing after it is written.
     """
 
     def __init__(self, db: Database, who: Who, report: ImportReport, on_rejection: Callable[[Rejection], None]) -> None:
         self._db, self._who, self._report, self._on_rejection = db, who, report, on_rejection
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="authz-import-writer")
-        self._writing: Future[_Decider] | None = None
+        self._beside = WRITERS > 1 and not db.is_sqlite
+        self._threads = ThreadPoolExecutor(max_workers=2 if self._beside else 1, thread_name_prefix="authz-import-writer")
+        self._writing: list[Future[_Decider]] = []  # in chunk order: one chunk, or a chunk and the one beside it
+        self._turn: Turn | None = None  # the turn of the chunk being written alone, if one may be written beside it
         self._after: tuple[int, str] | None = None  # (revision, hash) the next chunk is expected to follow
         self._ahead = True  # prepare chunks ahead: no chunk has found its accounts in the store yet
 
@@ -217,17 +226,23 @@ class _Writer:
         wanted = decider(NOTHING_PRESENT)
         expected = self._expected()
         prepared = None if expected is None else self._prepare(wanted, expected)
-        self.finish()  # the chunk before ends where it was expected to, unless another writer came between
+        if prepared is not None and self._turn is not None:  # the chunk before is being written alone, as prepared
+            before, turn, self._turn = self._writing[0], self._turn, None
+            self._after = (prepared.revision, prepared.last_hash)
+            self._writing.append(self._threads.submit(self._write_beside, decider, wanted, prepared, before, turn))
+            return
+        self.finish()  # the chunks before end where they were expected to, unless another writer came between
         if not self._ahead:
-            prepared = None  # the chunk before found accounts in the store: this one is prepared under the lock
+            prepared = None  # a chunk before found accounts in the store: this one is prepared under the lock
         elif self._after != expected:
             prepared = self._prepare(wanted, self._after)
         self._after = None if prepared is None else (prepared.revision, prepared.last_hash)
-        self._writing = self._thread.submit(self._write, decider, wanted, prepared)
+        self._turn = turn = Turn() if self._beside and prepared is not None else None
+        self._writing.append(self._threads.submit(self._write, decider, wanted, prepared, turn))
 
     def _expected(self) -> tuple[int, str] | None:
         """The (revision, hash) the chunk is expected to follow, if it is worth preparing ahead and known."""
-        if not self._ahead or self._after is None and self._writing is not None:
+        if not self._ahead or self._after is None and self._writing:
             return None
         if self._after is None:
             self._after = latest_entry(self._db)  # the first chunk
@@ -236,29 +251,39 @@ class _Writer:
     def _prepare(self, wanted: ChunkWrite, after: tuple[int, str]) -> PreparedChunk:
         return prepare_chunk(wanted, self._who, after=after[0], prev_hash=after[1])
 
-    def _write(self, decider: _Decider, wanted: ChunkWrite, prepared: PreparedChunk | None) -> _Decider:
+    def _write(self, decider: _Decider, wanted: ChunkWrite, prepared: PreparedChunk | None, turn: Turn | None = None) -> _Decider:
         attempt = 1
         while True:
             try:
-                decider.written = write_chunk(self._db, self._who, wanted, decider, prepared)
+                decider.written = write_chunk(self._db, self._who, wanted, decider, prepared, turn)
                 return decider
             except Conflict:  # a concurrent write took one of the ids between our look and our insert
                 if attempt == CHUNK_ATTEMPTS:
                     raise
                 attempt += 1
+                turn = None  # the chunk beside heard how the first attempt ended, and wrote nothing
+
+    def _write_beside(
+        self, decider: _Decider, wanted: ChunkWrite, prepared: PreparedChunk, before: Future[_Decider], turn: Turn
+    ) -> _Decider:
+        decider.written = write_beside(self._db, self._who, decider, prepared, turn)
+        if decider.written is not None:
+            return decider
+        before.result()  # the ordinary way, after the chunk before (and not at all if it failed)
+        return self._write(decider, wanted, None)
 
     def finish(self) -> None:
-        """Wait for the chunk being written and count it (raising its error, if it failed)."""
-        writing, self._writing = self._writing, None
-        if writing is not None:
-            decider = writing.result()
+        """Wait for the chunks being written and count them in order (raising the first one's error, if one failed)."""
+        writing, self._writing, self._turn = self._writing, [], None
+        for future in writing:
+            decider = future.result()
             self._after = (decider.written.revision, decider.written.hash)
             decision = decider.decision
             self._ahead = not (decision.unchanged or decision.agents_unchanged or decision.conflicts)
             _count(self._report, self._on_rejection, decision, decider.written)
 
     def close(self) -> None:
-        self._thread.shutdown(wait=True)  # a chunk being written when the import stopped ends, committed or not
+        self._threads.shutdown(wait=True)  # chunks being written when the import stopped end, committed or not
 
 
 def _reject(report: ImportReport, on_rejection: Callable[[Rejection], None], rejection: Rejection) -> None:
