@@ -593,3 +593,32 @@ def test_a_chunk_beside_on_a_wrong_guess_writes_nothing(beside, api, run, guess)
     assert beside.written() is None
     assert api.get("/v1/accounts/acc_new").status == 404
     _intact(run)
+
+
+def test_when_a_chunk_fails_the_one_beside_it_is_not_written_either(run, api, database_url, monkeypatch):
+    """A write that fails stops the import, and nothing after it is written: the chunk beside had its rows in
+    (uncommitted) while the chunk before failed, and rolls them back instead of being written the ordinary way."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("chunks are written beside each other on PostgreSQL only (SQLite has one writer)")
+    import psycopg
+
+    from models import bulk_import as storage
+
+    real_copy, copied = storage._copy_rows, []
+
+    def copy_rows(session, prepared):
+        copied.append(prepared.accounts[0][0])
+        if prepared.accounts[0][0] == "acc_1":
+            real_copy(session, prepared)
+            raise psycopg.errors.DiskFull("could not extend file: No space left on device")
+        return real_copy(session, prepared)
+
+    monkeypatch.setattr(storage, "_copy_rows", copy_rows)
+    revision = api.revision()
+    result = run([acc(f"acc_{n}", f"u_admin_{n}") for n in range(1, 5)], "--chunk-accounts", "1")
+    assert result.exit_code != 0
+    assert "import stopped: the database refused the chunk (could not extend file" in result.output
+    assert "acc_2" in copied  # written beside acc_1's chunk, then rolled back
+    assert [api.get(f"/v1/accounts/acc_{n}").status for n in range(1, 5)] == [404] * 4
+    assert api.revision() == revision
+    _intact(run)
