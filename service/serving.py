@@ -23,6 +23,7 @@ then forks the workers, each with `AUTHZ_THREADS` threads running the app.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing.util
 import os
@@ -51,12 +52,27 @@ def worker_app():
     return app
 
 
+def build_app() -> None:
+    """Build the app once, here, before the fork (migrations, the policy), and freeze what it is made of.
+
+    Frozen objects are never scanned by the cyclic collector again, in this process or in the
+    workers forked from it: a worker's full collections then go over what the worker made
+    itself. Unfrozen, they went over the whole app as well, and paused workers for 40-80 ms
+    in the middle of requests (bench/LARGE.md's cold rounds on SQLite: their p99).
+    """
+    import service.wsgi  # noqa: F401  the app, built on import
+
+    gc.collect()  # what building it left behind, before it is frozen for good
+    gc.freeze()
+
+
 def reload_policy() -> None:
     """SIGHUP: load policy.polar again; it is used only if it loads and passes every scenario and property."""
     from service.wsgi import app
 
     result = app.extensions["authz"].keeper.reload()
     (log.info if result.loaded else log.error)("policy reload: %s", result.reason)
+    gc.freeze()  # the policy the next workers are forked with, like the app (`build_app`)
 
 
 def serve(host: str, port: int, workers: int, threads: int) -> None:
@@ -81,8 +97,7 @@ def _serve(host: str, port: int, workers: int, threads: int) -> None:
     from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
 
-    import service.wsgi  # noqa: F401  the app, built here once: migrations and the policy, before the fork
-
+    build_app()
     server = Granian(
         "service.wsgi:app",
         address=host,
