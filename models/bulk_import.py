@@ -49,11 +49,12 @@ from models.tables import STORED_ROLES, AccountRow, MembershipRow, RevisionCount
 SPILL_BATCH = 10_000
 
 _COUNTER = RevisionCounterRow.__table__
-_LOCK_COUNTER = select(_COUNTER.c.revision).where(_COUNTER.c.id == 1).with_for_update()
-_TAKE_COUNTER_NOW = select(_COUNTER.c.revision).where(_COUNTER.c.id == 1).with_for_update(nowait=True)
+_COUNTER_REVISION = select(_COUNTER.c.revision).where(_COUNTER.c.id == 1)
+_LOCK_COUNTER = _COUNTER_REVISION.with_for_update()
+_TAKE_COUNTER_NOW = _COUNTER_REVISION.with_for_update(nowait=True)
 # A chunk written beside the one before waits this long at most for a row another writer holds; far below
 # PostgreSQL's deadlock_timeout (1 s by default), so it gives up before any deadlock check could pick a victim.
-BESIDE_LOCK_TIMEOUT = text("SET LOCAL lock_timeout = '100ms'")
+_BESIDE_LOCK_TIMEOUT = text("SET LOCAL lock_timeout = '100ms'")
 _ADVANCE_COUNTER = (
     update(_COUNTER).where(_COUNTER.c.id == 1).values(revision=_COUNTER.c.revision + bindparam("count"))
     .returning(_COUNTER.c.revision)
@@ -309,7 +310,7 @@ def _write_chunk(
         as_prepared = prepared is not None and current == prepared.after and chunk == prepared.write
         if turn is not None:
             turn.numbered(as_prepared)
-        if prepared is None or not as_prepared:
+        if not as_prepared:
             prepared = prepare_chunk(chunk, who, after=current, prev_hash=hash_of(session, current))
         if not prepared.changes:
             return Written(0, current, prepared.after_hash)
@@ -343,7 +344,7 @@ def write_beside(
         return None
     try:
         with db.write() as session:
-            session.execute(BESIDE_LOCK_TIMEOUT)
+            session.execute(_BESIDE_LOCK_TIMEOUT)
             if decide(_present(db, session, prepared.write)) != prepared.write:
                 return None
             _copy_rows(session, prepared)
