@@ -50,6 +50,12 @@ def run(database_url, monkeypatch, tmp_path):
     return import_lines
 
 
+def _intact(run) -> None:
+    """`authz changes verify` finds the chain and the tables intact."""
+    verify = run.cli("changes", "verify")
+    assert verify.exit_code == 0 and "intact" in verify.stdout, verify.output
+
+
 # The story's accounts, lines in no particular order: a membership may come before its account.
 GOOD = [
     member("acc_b", "u_partner", "payment_manager"),                                     # 1
@@ -286,8 +292,7 @@ def test_writers_between_chunks_are_chained_in_and_accounts_they_create_are_not_
         ("account.create", "acc_4", "u_admin_4"),
         ("import", "acc_5", None), ("import", "acc_5", "u_admin_5"),
     ]
-    verify = run.cli("changes", "verify")
-    assert verify.exit_code == 0 and "intact" in verify.stdout, verify.output
+    _intact(run)
 
 
 def test_the_same_file_again_is_not_prepared_ahead_once_its_accounts_are_found(run, monkeypatch, database_url):
@@ -428,8 +433,7 @@ def test_postgresql_writes_each_chunk_beside_the_one_before_and_the_chain_holds(
     assert [(c["account"], c["user"]) for c in changes] == [
         (f"acc_{n:02d}", who) for n in range(1, 21) for who in (None, f"u_admin_{n}")
     ]
-    verify = run.cli("changes", "verify")
-    assert verify.exit_code == 0 and "intact" in verify.stdout, verify.output
+    _intact(run)
 
 
 def test_imports_and_api_writers_at_once_lose_nothing_and_deadlock_nowhere(run, api, database_url):
@@ -462,8 +466,7 @@ def test_imports_and_api_writers_at_once_lose_nothing_and_deadlock_nowhere(run, 
     changes = api.get("/v1/changes?after=0&limit=1000").json["changes"]
     imported = [c["account"] for c in changes if c["kind"] == "import" and c["user"] is None]
     assert imported == [f"acc_{n:03d}" for n in range(1, 121)]  # in file order, whatever came between
-    verify = run.cli("changes", "verify")
-    assert verify.exit_code == 0 and "intact" in verify.stdout, verify.output
+    _intact(run)
 
 
 @pytest.fixture
@@ -521,11 +524,6 @@ def _wait_for_backend(database_url: str, condition: str) -> None:
                 return
             time.sleep(0.02)
     raise AssertionError(f"no backend came to {condition}")
-
-
-def _intact(run) -> None:
-    verify = run.cli("changes", "verify")
-    assert verify.exit_code == 0 and "intact" in verify.stdout, verify.output
 
 
 def test_a_chunk_beside_commits_only_after_the_one_before_it(beside, api, run):
