@@ -161,7 +161,7 @@ class FactCache:
         if not missing:
             return
         settings, role, support, other_role, other_support = self._fetch(
-            lambda facts: facts.everything(user_id, account_id, other_user_id or "")
+            lambda facts: facts.everything(user_id, account_id, other_user_id)
         )
         account_id, user_id = sys.intern(account_id), sys.intern(user_id)
         self._settings[account_id] = settings

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import Connection, bindparam, exists, literal_column, select
 from sqlalchemy.orm import Session
 
 from models.changelog import current_revision
@@ -25,23 +25,33 @@ _ROLE = select(MembershipRow.role).where(
 _SUPPORT = select(SupportAgentRow.user_id).where(SupportAgentRow.user_id == bindparam("user"))
 
 
-def _scalar(query):
-    return query.scalar_subquery()
+def _role_of(user: str):
+    return (
+        select(MembershipRow.role)
+        .where(MembershipRow.user_id == bindparam(user), MembershipRow.account_id == bindparam("account"))
+        .scalar_subquery()
+    )
 
 
-# Everything one decision may read, in one round trip (a cold decision on PostgreSQL: one query, not five).
-_EVERYTHING = select(
-    _scalar(select(AccountRow.restrict_subscription_to_payment_manager).where(AccountRow.id == bindparam("account"))),
-    _scalar(select(AccountRow.auto_add_subscription_invoices_to_purchases).where(AccountRow.id == bindparam("account"))),
-    _scalar(_ROLE),
-    _scalar(select(func.count()).select_from(SupportAgentRow).where(SupportAgentRow.user_id == bindparam("user"))),
-    _scalar(
-        select(MembershipRow.role).where(
-            MembershipRow.user_id == bindparam("other"), MembershipRow.account_id == bindparam("account")
-        )
-    ),
-    _scalar(select(func.count()).select_from(SupportAgentRow).where(SupportAgentRow.user_id == bindparam("other"))),
+def _is_support_agent(user: str):
+    return exists().where(SupportAgentRow.user_id == bindparam(user))
+
+
+# Everything one decision may read, in one round trip (a cold decision on PostgreSQL: one query, not five): the
+# account's row once (joined to a one-row select, so a missing account is a row of NULLs, not no row), the user's
+# role and support flag, and only when the resource names another user (a membership, a payment method), theirs.
+_ONE_ROW = select(literal_column("1").label("one")).subquery("one")
+_EVERYTHING = (
+    select(
+        AccountRow.restrict_subscription_to_payment_manager,
+        AccountRow.auto_add_subscription_invoices_to_purchases,
+        _role_of("user"),
+        _is_support_agent("user"),
+    )
+    .select_from(_ONE_ROW)
+    .outerjoin(AccountRow, AccountRow.id == bindparam("account"))
 )
+_EVERYTHING_AND_OTHER = _EVERYTHING.add_columns(_role_of("other"), _is_support_agent("other"))
 _API_KEY = select(ApiKeyRow.secret_sha256, ApiKeyRow.scopes, ApiKeyRow.revoked_at, ApiKeyRow.name).where(ApiKeyRow.id == bindparam("key"))
 # A cache of every fact of a large store holds hundreds of thousands of values: share the few distinct ones.
 _SETTINGS_VALUES = {(r, a): (r, a) for r in (False, True) for a in (False, True)}
@@ -65,17 +75,23 @@ class DbFacts:
     def is_support_agent(self, user_id: str) -> bool:
         return self.connection.execute(_SUPPORT, {"user": user_id}).first() is not None
 
-    def everything(self, user_id: str, account_id: str, other_user_id: str) -> tuple:
-        """(settings, user's role, user is support, other's role, other is support) in one query."""
-        values = {"account": account_id, "user": user_id, "other": other_user_id}
+    def everything(self, user_id: str, account_id: str, other_user_id: str | None) -> tuple:
+        """(settings, user's role, user is support, other's role, other is support) in one query.
+
+        Without another user (`None`), their role is None and they are no support agent: not read.
+        """
+        values = {"account": account_id, "user": user_id}
+        statement = _EVERYTHING
+        if other_user_id is not None:
+            values["other"], statement = other_user_id, _EVERYTHING_AND_OTHER
         if isinstance(self.connection, Connection):
             # A cold decision's one statement, sent on the driver's own connection: the statement is compiled
             # once per dialect and PostgreSQL keeps it prepared, and no SQLAlchemy execution machinery runs.
-            restricted, auto_add, role, support, other_role, other_support = _driver_row(self.connection, values)
+            row = _driver_row(self.connection, statement, values)
         else:
-            restricted, auto_add, role, support, other_role, other_support = self.connection.execute(
-                _EVERYTHING, values
-            ).one()
+            row = self.connection.execute(statement, values).one()
+        restricted, auto_add, role, support, *other = row
+        other_role, other_support = other or (None, False)
         settings = _SETTINGS_VALUES[bool(restricted), bool(auto_add)] if restricted is not None else None
         return (
             settings,
@@ -91,17 +107,18 @@ class DbFacts:
         return (row[0], row[1], row[2], row[3]) if row is not None else None
 
 
-_COMPILED: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+_COMPILED: dict[tuple[str, bool], tuple[str, tuple[str, ...] | None]] = {}
 
 
-def _driver_row(connection: Connection, values: dict[str, str]) -> tuple:
-    """`_EVERYTHING`'s one row, executed on the DBAPI connection under `connection` (no transaction is begun)."""
+def _driver_row(connection: Connection, statement, values: dict[str, str]) -> tuple:
+    """`statement`'s one row, executed on the DBAPI connection under `connection` (no transaction is begun)."""
     dialect = connection.dialect
+    key = (dialect.name, statement is _EVERYTHING_AND_OTHER)
     try:
-        sql, positions = _COMPILED[dialect.name]
+        sql, positions = _COMPILED[key]
     except KeyError:
-        compiled = _EVERYTHING.compile(dialect=dialect)
-        sql, positions = _COMPILED[dialect.name] = (str(compiled), compiled.positiontup)
+        compiled = statement.compile(dialect=dialect)
+        sql, positions = _COMPILED[key] = (str(compiled), compiled.positiontup)
     driver = connection.connection.driver_connection
     parameters = [values[name] for name in positions] if positions else values
     if dialect.name == "postgresql":

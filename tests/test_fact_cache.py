@@ -105,3 +105,35 @@ def test_an_unreadable_database_is_unavailable_never_a_guess(tmp_path):
     with pytest.raises(Unavailable):
         with cache.fresh():
             situation_of(cache, "Account", "u_x", {"id": "acc_1"})
+
+
+def test_a_cold_decision_reads_what_it_lacks_in_one_query_and_reads_it_right(two_processes):
+    store, cache = two_processes
+    store.create_account("acc_1", "One", "u_admin", SYSTEM)
+    store.invite("acc_1", "u_x", "collaborator", SYSTEM)
+    store.update_billing_settings("acc_1", {"auto_add_subscription_invoices_to_purchases": False}, SYSTEM)
+    written, _ = store.add_support_agent("u_s", SYSTEM)
+    reads = []
+    fetch = cache._fetch
+    cache._fetch = lambda read: reads.append(read) or fetch(read)
+    cases = [  # (user, account, other user): (settings, role, support, other's role, other is support)
+        (("u_x", "acc_1", None), ((False, False), "collaborator", False, None, False)),
+        (("u_s", "acc_1", "u_admin"), ((False, False), None, True, "admin", False)),
+        (("u_admin", "acc_1", "u_s"), ((False, False), "admin", False, None, True)),
+        (("u_x", "acc_missing", "u_x"), (None, None, False, None, False)),
+    ]
+    for (user, account, other), (settings, role, support, other_role, other_support) in cases:
+        with cache.fresh(written.revision):
+            cache._forget()  # each case cold
+            reads.clear()
+            cache.prefetch(user, account, other)
+            assert len(reads) == 1  # one statement for all of it
+            assert cache.account_settings(account) == settings
+            assert cache.role(user, account) == role
+            assert cache.is_support_agent(user) is support
+            if other is not None:
+                assert cache.role(other, account) == other_role
+                assert cache.is_support_agent(other) is other_support
+            assert len(reads) == 1  # and nothing read again: the cache holds what the query answered
+            cache.prefetch(user, account, other)
+            assert len(reads) == 1
