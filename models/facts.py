@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, bindparam, exists, literal_column, select
+from sqlalchemy import Connection, Select, bindparam, exists, literal_column, select
 from sqlalchemy.orm import Session
 
 from models.changelog import current_revision
@@ -107,13 +107,13 @@ class DbFacts:
         return (row[0], row[1], row[2], row[3]) if row is not None else None
 
 
-_COMPILED: dict[tuple[str, bool], tuple[str, tuple[str, ...] | None]] = {}
+_COMPILED: dict[tuple[str, Select], tuple[str, tuple[str, ...] | None]] = {}
 
 
-def _driver_row(connection: Connection, statement, values: dict[str, str]) -> tuple:
+def _driver_row(connection: Connection, statement: Select, values: dict[str, str]) -> tuple:
     """`statement`'s one row, executed on the DBAPI connection under `connection` (no transaction is begun)."""
     dialect = connection.dialect
-    key = (dialect.name, statement is _EVERYTHING_AND_OTHER)
+    key = (dialect.name, statement)
     try:
         sql, positions = _COMPILED[key]
     except KeyError:
