@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Select, bindparam, exists, literal_column, select
+from sqlalchemy import Connection, Select, bindparam, literal_column, select
 from sqlalchemy.orm import Session
 
 from models.changelog import current_revision
@@ -19,22 +19,22 @@ from models.tables import STORED_ROLES, AccountRow, ApiKeyRow, MembershipRow, Su
 _SETTINGS = select(
     AccountRow.restrict_subscription_to_payment_manager, AccountRow.auto_add_subscription_invoices_to_purchases
 ).where(AccountRow.id == bindparam("account"))
-_ROLE = select(MembershipRow.role).where(
-    MembershipRow.user_id == bindparam("user"), MembershipRow.account_id == bindparam("account")
-)
-_SUPPORT = select(SupportAgentRow.user_id).where(SupportAgentRow.user_id == bindparam("user"))
 
 
-def _role_of(user: str):
-    return (
-        select(MembershipRow.role)
-        .where(MembershipRow.user_id == bindparam(user), MembershipRow.account_id == bindparam("account"))
-        .scalar_subquery()
+def _role_of(user: str) -> Select:
+    """The role on the account bound as `account` of the user bound as `user` (or `other`)."""
+    return select(MembershipRow.role).where(
+        MembershipRow.user_id == bindparam(user), MembershipRow.account_id == bindparam("account")
     )
 
 
-def _is_support_agent(user: str):
-    return exists().where(SupportAgentRow.user_id == bindparam(user))
+def _support_agent(user: str) -> Select:
+    """The support agent row of the user bound as `user` (or `other`), if there is one."""
+    return select(SupportAgentRow.user_id).where(SupportAgentRow.user_id == bindparam(user))
+
+
+_ROLE = _role_of("user")
+_SUPPORT = _support_agent("user")
 
 
 # Everything one decision may read, in one round trip (a cold decision on PostgreSQL: one query, not five): the
@@ -45,13 +45,13 @@ _EVERYTHING = (
     select(
         AccountRow.restrict_subscription_to_payment_manager,
         AccountRow.auto_add_subscription_invoices_to_purchases,
-        _role_of("user"),
-        _is_support_agent("user"),
+        _role_of("user").scalar_subquery(),
+        _support_agent("user").exists(),
     )
     .select_from(_ONE_ROW)
     .outerjoin(AccountRow, AccountRow.id == bindparam("account"))
 )
-_EVERYTHING_AND_OTHER = _EVERYTHING.add_columns(_role_of("other"), _is_support_agent("other"))
+_EVERYTHING_AND_OTHER = _EVERYTHING.add_columns(_role_of("other").scalar_subquery(), _support_agent("other").exists())
 _API_KEY = select(ApiKeyRow.secret_sha256, ApiKeyRow.scopes, ApiKeyRow.revoked_at, ApiKeyRow.name).where(ApiKeyRow.id == bindparam("key"))
 # A cache of every fact of a large store holds hundreds of thousands of values: share the few distinct ones.
 _SETTINGS_VALUES = {(r, a): (r, a) for r in (False, True) for a in (False, True)}
