@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL cluster for the soak test: its own data directory, port and socket directory.
+"""A throwaway PostgreSQL cluster (the soak test, the large shape's sized server): its own data directory, port and socket directory.
 
 The soak restarts the database in the middle of its run; it must never touch
 the machine's shared server (127.0.0.1:5432, used by other test sessions), so
@@ -39,9 +39,14 @@ def postgres_bindir() -> Path:
 
 
 class ThrowawayPostgres:
-    """One PostgreSQL cluster that lives as long as the soak; `url` is what the service connects to."""
+    """One PostgreSQL cluster that lives as long as the soak (or a bench); `url` is what the service connects to.
 
-    def __init__(self) -> None:
+    `settings` are server settings given at start (`-c name=value`), over initdb's defaults.
+    """
+
+    def __init__(self, settings: dict[str, str] | None = None, database: str = DATABASE) -> None:
+        self.settings = dict(settings or {})
+        self.database = database
         self.bindir = postgres_bindir()
         self.version = self.bindir.parent.name
         self.root = Path(tempfile.mkdtemp(prefix="authz-soak-pg-"))
@@ -57,11 +62,11 @@ class ThrowawayPostgres:
 
     @property
     def url(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{DATABASE}"
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{self.database}"
 
     @property
     def conninfo(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{DATABASE}"
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
 
     def _run(self, *arguments: str, timeout: float = 60) -> str:
         completed = subprocess.run(
@@ -78,10 +83,13 @@ class ThrowawayPostgres:
         with psycopg.connect(
             f"postgresql://postgres@127.0.0.1:{self.port}/postgres", autocommit=True, connect_timeout=5
         ) as connection:
-            connection.execute(f'CREATE DATABASE "{DATABASE}"')
+            connection.execute(f'CREATE DATABASE "{self.database}"')
 
     def start(self) -> None:
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        options = " ".join([
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200",
+            *(f"-c {name}={value}" for name, value in self.settings.items()),
+        ])
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
         self.running = True
 
