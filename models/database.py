@@ -9,7 +9,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -28,6 +28,9 @@ POSTGRES_CONNECT_ARGS = {
     "options": "-c idle_in_transaction_session_timeout=10000",
 }
 MIGRATION_LOCK_ID = 7_311_004_201  # any constant: serialises concurrent migrations on PostgreSQL
+# What a cold decision reads on PostgreSQL, index-only (models/facts.py's statement): the account's settings, the
+# user's role, the support flag. Each lookup is a random page of these indexes.
+DECISION_INDEXES = ("account_settings", "memberships_by_user", "support_agents_pkey")
 
 
 def database_url() -> str:
@@ -111,6 +114,37 @@ class Database:
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
                 connection.exec_driver_sql("VACUUM (ANALYZE) accounts, memberships, support_agents")
                 connection.exec_driver_sql("ANALYZE changes")
+
+    def decision_memory(self) -> tuple[int, int] | None:
+        """PostgreSQL: (bytes of the indexes a cold decision reads, bytes of `shared_buffers`); None on SQLite."""
+        if self.is_sqlite:
+            return None
+        with self.engine.connect() as connection:
+            read, buffers = connection.execute(
+                text(
+                    "SELECT coalesce(sum(pg_relation_size(to_regclass(name))), 0), "
+                    "pg_size_bytes(current_setting('shared_buffers')) FROM unnest(CAST(:names AS text[])) AS name"
+                ),
+                {"names": list(DECISION_INDEXES)},
+            ).one()
+        return int(read), int(buffers)
+
+    def memory_warning(self) -> str | None:
+        """A warning when what a cold decision reads has outgrown PostgreSQL's `shared_buffers`, else None.
+
+        Beyond them a cold decision reads from the kernel's file cache, which a host may give back
+        when it sits idle (this one does after a minute), and then from the disk: milliseconds to
+        hundreds of milliseconds where a page in the buffers takes microseconds (bench/COLD_READS.md).
+        """
+        sizes = self.decision_memory()
+        if sizes is None or sizes[0] <= sizes[1]:
+            return None
+        read, buffers = (f"{size // 2**10} kB" if size < 2**20 else f"{round(size / 2**20)} MB" for size in sizes)
+        return (
+            f"the indexes a cold decision reads ({', '.join(DECISION_INDEXES)}) take {read}, more than "
+            f"PostgreSQL's shared_buffers ({buffers}): cold decisions will read from the kernel's cache or the "
+            f"disk; give shared_buffers at least {read} (README, \"A production PostgreSQL on its own host\")"
+        )
 
     def dispose(self, close: bool = True) -> None:
         """Drop every pooled connection: closed at shutdown, left to the parent after a fork (`close=False`)."""

@@ -30,6 +30,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from models.database import Database
 
 HEADER_READ_TIMEOUT_MS = 10_000  # a client that has not sent its headers by then is disconnected
 GRACEFUL_SECONDS = 10  # in-flight requests this long to finish at shutdown, then the worker is killed
@@ -60,10 +64,18 @@ def build_app() -> None:
     itself. Unfrozen, they went over the whole app as well, and paused workers for 40-80 ms
     in the middle of requests (bench/LARGE.md's cold rounds on SQLite: their p99).
     """
-    import service.wsgi  # noqa: F401  the app, built on import
+    import service.wsgi  # the app, built on import
 
+    warn_if_undersized(service.wsgi.app.extensions["authz"].db)
     gc.collect()  # what building it left behind, before it is frozen for good
     gc.freeze()
+
+
+def warn_if_undersized(db: Database) -> None:
+    """Log a warning at start when PostgreSQL's shared_buffers cannot hold what a cold decision reads."""
+    advice = db.memory_warning()
+    if advice is not None:
+        log.warning("%s", advice)
 
 
 def reload_policy() -> None:

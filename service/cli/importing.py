@@ -35,12 +35,14 @@ def import_file(file: str, by: str, chunk_accounts: int) -> None:
     except OSError as error:
         fail(f"cannot read {file}: {error.strerror}")
     db = Database()
+    advice = None
     try:
         db.migrate()
         report = import_facts(
             db, stream, by=by, chunk_accounts=chunk_accounts,
             on_rejection=lambda rejection: click.echo(str(rejection), err=True),
         )
+        advice = db.memory_warning() if report.changed else None
     except NothingReadable as error:
         fail(str(error))
     except (OSError, StorageError) as error:
@@ -50,6 +52,8 @@ def import_file(file: str, by: str, chunk_accounts: int) -> None:
             stream.close()
         db.dispose()
     click.echo(report.summary())
+    if advice is not None:
+        click.echo(f"warning: {advice}", err=True)
     if report.rejected:
         click.echo(report.summary(), err=True)
         sys.exit(1)
