@@ -183,7 +183,7 @@ def prewarm(url: str) -> int:
     not in the database's.
     """
     tables = ", ".join(f"'{table}'::regclass" for table in FACT_TABLES)
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True) as connection:
+    with psycopg.connect(datasets.libpq_url(url), autocommit=True) as connection:
         connection.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
         return connection.execute(
             f"SELECT coalesce(sum(pg_prewarm(oid)), 0) FROM pg_class WHERE oid IN ({tables}) "
